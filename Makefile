@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11 and pip:
+#   make run    local API Gateway + demo page on http://127.0.0.1:9000 with the shipped model
+#   make test   the test suite (installs the training and dev extras first)
+PYTHON ?= python3.11
+VENV ?= .venv
+PORT ?= 9000
+BIN := $(VENV)/bin
+
+.PHONY: run test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[local]"
+	touch $@
+
+$(VENV)/.dev-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
+	touch $@ $(VENV)/.run-deps
+
+run: $(VENV)/.run-deps
+	$(BIN)/captcha-ocr serve --port $(PORT)
+
+test: $(VENV)/.dev-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,190 @@
+"""`captcha-ocr`: serve, predict, sample, train, export, eval.
+
+Training imports are deferred into their commands so `serve` and `predict` start without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from captcha_ocr import __version__
+
+
+def _model_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", type=Path,
+                        help="folder with config.json + model "
+                        "(default: $CAPTCHA_OCR_MODEL_DIR, else the shipped model)")
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="local API Gateway: HTTP -> main_handler, plus the demo page at /demo")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    p.add_argument("--port", type=int, default=9000, help="default 9000; 0 picks a free port")
+    _model_dir_arg(p)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from captcha_ocr.app import configure_logging, create_app
+    from captcha_ocr.server import serve, synthetic_sample_maker
+
+    configure_logging()
+    app = create_app(args.model_dir)
+    serve(app.handle, args.host, args.port, synthetic_sample_maker(app.config.charset, app.config.lengths))
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="recognise image files through the handler and print the replies")
+    p.add_argument("images", nargs="+", type=Path)
+    _model_dir_arg(p)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import base64
+
+    from captcha_ocr.app import create_app
+
+    app = create_app(args.model_dir)
+    failures = 0
+    for path in args.images:
+        event = {"base64Image": base64.b64encode(path.read_bytes()).decode()}
+        body = json.loads(app.handle(event, None)["body"])
+        failures += not body["ok"]
+        shown = body["text"] if body["ok"] else f"error {body['error']['code']}: {body['error']['message']}"
+        print(f"{path}\t{shown}\t{body.get('confidence', '')}")
+    return 1 if failures else 0
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="write synthetic captchas like the shipped model's (file name = text)")
+    p.add_argument("--out", type=Path, default=Path("samples"), help="folder to write PNGs into")
+    p.add_argument("--count", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    _model_dir_arg(p)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from captcha_ocr.app import default_model_dir
+    from captcha_ocr.config import load_config
+    from captcha_ocr.evaluation import synthetic_samples
+
+    config = load_config(args.model_dir or default_model_dir())
+    args.out.mkdir(parents=True, exist_ok=True)
+    for index, sample in enumerate(synthetic_samples(args.count, args.seed, config.charset, config.lengths)):
+        (args.out / f"{sample.text}_{index}.png").write_bytes(sample.data)
+    print(f"wrote {args.count} captchas to {args.out}")
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="accuracy through main_handler on fresh synthetic captchas or a labelled folder")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--synthetic", type=int, metavar="N", help="N fresh captchas (never used in training)")
+    source.add_argument("--data", type=Path, help="folder of images named by their label")
+    p.add_argument("--seed", type=int, default=2026, help="seed of the synthetic evaluation set (default 2026)")
+    p.add_argument("--model-file", help="score another .tflite in the model folder (e.g. model.tflite, the float one)")
+    p.add_argument("--json", type=Path, help="also write the full report here")
+    _model_dir_arg(p)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from captcha_ocr.app import App, default_model_dir
+    from captcha_ocr.config import file_sha256, load_config
+    from captcha_ocr.evaluation import folder_samples, format_report, handler_report, synthetic_samples
+    from captcha_ocr.runtime import Recognizer
+
+    model_dir = args.model_dir or default_model_dir()
+    config = load_config(model_dir)
+    if args.model_file:
+        config = dataclasses.replace(config, model_file=args.model_file,
+                                     sha256=file_sha256(model_dir / args.model_file))
+    app = App(config, Recognizer(config, model_dir))
+    if args.synthetic:
+        samples = synthetic_samples(args.synthetic, args.seed, config.charset, config.lengths)
+        title = f"{config.model_file} on {args.synthetic} synthetic captchas (eval seed {args.seed})"
+    else:
+        samples = folder_samples(args.data)
+        title = f"{config.model_file} on {args.data}"
+    report = handler_report(app.handle, samples)
+    print(format_report(report, title))
+    if args.json:
+        args.json.write_text(json.dumps({"title": title, **report}, indent=2) + "\n")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train on synthetic captchas, then export TFLite float + int8")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, history, export/)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--charset", help="characters to learn (default: digits + lowercase minus o, i, l)")
+    p.add_argument("--length", type=int, nargs="+", help="captcha length(s) (default: 4)")
+    p.add_argument("--height", type=int, help="model input height (multiple of 16; default 32)")
+    p.add_argument("--width", type=int, help="model input width (multiple of 4; default 96)")
+    p.add_argument("--train-size", type=int, help="synthetic training images (default 120000)")
+    p.add_argument("--val-size", type=int, help="held-out images scored every epoch (default 2000)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 10)")
+    p.add_argument("--batch-size", type=int, help="default 64")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default 0.002)")
+    p.add_argument("--target-accuracy", type=float, help="stop once held-out accuracy reaches this (0-1)")
+    p.add_argument("--seed", type=int, help="seed for data, split and weights (default 1)")
+    p.add_argument("--workers", type=int, help="processes generating data (default: all cores)")
+    p.add_argument("--name", help="model name written to config.json (default: run folder name)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from captcha_ocr.config import ModelConfig
+    from captcha_ocr.training.export import export
+    from captcha_ocr.training.train import TrainSettings, load_synthetic, train
+
+    out = Path(args.out)
+    overrides = {
+        "charset": args.charset, "lengths": tuple(args.length) if args.length else None,
+        "height": args.height, "width": args.width, "train_size": args.train_size,
+        "val_size": args.val_size, "epochs": args.epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "target_accuracy": args.target_accuracy,
+        "seed": args.seed, "workers": args.workers,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.resume and (out / "settings.json").is_file():
+        settings = TrainSettings.load(out)
+        for key in ("epochs", "target_accuracy", "workers"):  # the only knobs a resume may change
+            if key in overrides:
+                setattr(settings, key, overrides[key])
+    else:
+        settings = TrainSettings(out_dir=str(out), **overrides)
+    train_set, validation = load_synthetic(settings)
+    model = train(settings, train_set, validation, resume=args.resume)
+    config = ModelConfig(
+        name=args.name or out.name, charset=settings.charset, lengths=settings.lengths,
+        height=settings.height, width=settings.width,
+        metrics={"training": json.loads((out / "state.json").read_text())},
+    )
+    export(model, config, out / "export", train_set.images[:500], validation)
+    print(f"\nexported to {out / 'export'}: serve it with CAPTCHA_OCR_MODEL_DIR={out / 'export'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="captcha-ocr", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_serve, _add_predict, _add_sample, _add_train, _add_eval):
+        add(sub)
+    return parser
+
+
+COMMANDS = {"serve": _serve, "predict": _predict, "sample": _sample, "train": _train, "eval": _eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

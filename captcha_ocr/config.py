@@ -1,0 +1,135 @@
+"""The model contract: what `config.json` promises about the model next to it.
+
+Training writes it, serving reads it, and both sides go through this one typed object, so the
+charset, input size and limits can never disagree between the two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.json"
+SCHEMA_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """config.json is missing, malformed, or disagrees with the model file."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits enforced before any expensive work (decoding, pixel allocation)."""
+
+    max_base64_chars: int = 2_800_000
+    max_decoded_bytes: int = 2_000_000
+    max_pixels: int = 4_000_000
+    max_batch: int = 16
+    max_body_bytes: int = 6_000_000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    charset: str
+    lengths: tuple[int, ...]
+    height: int
+    width: int
+    model_file: str = "model_quantized.tflite"
+    sha256: str = ""
+    decoding: str = "ctc_greedy"
+    limits: Limits = field(default_factory=Limits)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def blank_index(self) -> int:
+        """CTC blank is the class after the last character."""
+        return len(self.charset)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.charset) + 1
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["lengths"] = list(self.lengths)
+        data = {
+            "schema": SCHEMA_VERSION,
+            "name": data.pop("name"),
+            "model_file": data.pop("model_file"),
+            "sha256": data.pop("sha256"),
+            "charset": data.pop("charset"),
+            "lengths": data.pop("lengths"),
+            "input": {"height": data.pop("height"), "width": data.pop("width"), "channels": 1},
+            "decoding": {"type": data.pop("decoding"), "blank_index": self.blank_index},
+            **data,
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    def save(self, directory: Path) -> Path:
+        path = Path(directory) / CONFIG_FILE
+        path.write_text(self.to_json(), encoding="utf-8")
+        return path
+
+    def model_path(self, directory: Path) -> Path:
+        return Path(directory) / self.model_file
+
+
+def _require(data: dict[str, Any], key: str, kind: type) -> Any:
+    if key not in data:
+        raise ConfigError(f"config.json: missing key {key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"config.json: {key!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def parse_config(data: dict[str, Any]) -> ModelConfig:
+    """Validate a decoded config.json; every error names the offending key."""
+    if not isinstance(data, dict):
+        raise ConfigError("config.json: top level must be an object")
+    charset = _require(data, "charset", str)
+    if not charset or len(set(charset)) != len(charset):
+        raise ConfigError("config.json: 'charset' must be non-empty with no repeated characters")
+    lengths = tuple(_require(data, "lengths", list))
+    if not lengths or not all(isinstance(n, int) and n > 0 for n in lengths):
+        raise ConfigError("config.json: 'lengths' must be a list of positive integers")
+    size = _require(data, "input", dict)
+    height, width = _require(size, "height", int), _require(size, "width", int)
+    if size.get("channels", 1) != 1 or height <= 0 or width <= 0:
+        raise ConfigError("config.json: 'input' must be a positive height/width with 1 channel")
+    decoding = _require(data, "decoding", dict)
+    if decoding.get("type") != "ctc_greedy":
+        raise ConfigError("config.json: only decoding.type 'ctc_greedy' is supported")
+    if decoding.get("blank_index", len(charset)) != len(charset):
+        raise ConfigError("config.json: decoding.blank_index must equal len(charset)")
+    limits = Limits(**{k: int(v) for k, v in data.get("limits", {}).items() if k in Limits.__dataclass_fields__})
+    return ModelConfig(
+        name=_require(data, "name", str),
+        charset=charset,
+        lengths=tuple(sorted(lengths)),
+        height=height,
+        width=width,
+        model_file=_require(data, "model_file", str),
+        sha256=data.get("sha256", ""),
+        limits=limits,
+        metrics=dict(data.get("metrics", {})),
+    )
+
+
+def load_config(directory: Path) -> ModelConfig:
+    path = Path(directory) / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no {CONFIG_FILE} in {directory}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
+    return parse_config(data)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,56 @@
+"""Base64 text from a client -> image bytes, tolerant of what real clients and gateways do to it.
+
+Query strings turn '+' into spaces, some clients leave %-escapes or use the URL-safe alphabet, drop
+the padding, wrap lines, or send a whole `data:image/png;base64,` URL. All of those decode here;
+anything else is an `InvalidBase64`, and sizes are checked before any decoding work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from urllib.parse import unquote
+
+from captcha_ocr.config import Limits
+from captcha_ocr.errors import InvalidBase64, MissingImage, PayloadTooLarge
+
+_DATA_URL_PREFIX = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
+_WHITESPACE = re.compile(r"[\t\n\r\f\v]")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*")
+_URL_SAFE = str.maketrans("-_", "+/")
+
+
+def normalize_base64(text: str) -> str:
+    """Undo the usual mangling; returns canonical, padded base64 (possibly empty)."""
+    text = _DATA_URL_PREFIX.sub("", text.strip("\t\n\r\f\v"), count=1)  # spaces may be mangled '+'
+    if "%" in text:
+        text = unquote(text)
+    text = _WHITESPACE.sub("", text).replace(" ", "+").translate(_URL_SAFE).rstrip("=")
+    if not _BASE64.fullmatch(text):
+        raise InvalidBase64("image is not valid base64 (allowed: A-Z a-z 0-9 + / - _ and = padding)")
+    if len(text) % 4 == 1:
+        raise InvalidBase64("image base64 has an impossible length (truncated?)")
+    return text + "=" * (-len(text) % 4)
+
+
+def decode_image_base64(value: object, limits: Limits) -> bytes:
+    """Client value -> image bytes, with every limit checked before the bytes are decoded."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise MissingImage("no image: send base64Image (query string, JSON body, form or raw body)")
+    if not isinstance(value, str):
+        raise InvalidBase64("image must be a base64 string")
+    if len(value) > limits.max_base64_chars:
+        raise PayloadTooLarge(f"image base64 is {len(value)} characters; the limit is {limits.max_base64_chars}")
+    text = normalize_base64(value)
+    if not text:
+        raise MissingImage("image value is empty")
+    if len(text) // 4 * 3 > limits.max_decoded_bytes + 2:
+        raise PayloadTooLarge(f"image is over {limits.max_decoded_bytes} bytes")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidBase64("image is not valid base64") from exc
+    if len(data) > limits.max_decoded_bytes:
+        raise PayloadTooLarge(f"image is {len(data)} bytes; the limit is {limits.max_decoded_bytes}")
+    return data

@@ -1,0 +1,186 @@
+"""Run the TFLite model and turn its per-frame logits into text with confidences.
+
+The interpreter comes from the lightest package installed: `tflite_runtime` (the SCF design's
+choice), then its maintained successor `ai_edge_litert`, then full TensorFlow as a last resort.
+CTC decoding is plain numpy so training, evaluation and serving share it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from captcha_ocr.config import ConfigError, ModelConfig, file_sha256
+
+_INTERPRETER_CHAIN = (
+    ("tflite-runtime", "tflite_runtime.interpreter"),
+    ("ai-edge-litert", "ai_edge_litert.interpreter"),
+    ("tensorflow-cpu", "tensorflow.lite"),
+)
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    package: str
+    version: str
+
+
+@dataclass(frozen=True)
+class CharResult:
+    char: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Recognition:
+    text: str
+    confidence: float
+    chars: tuple[CharResult, ...]
+
+
+def import_interpreter() -> tuple[Any, RuntimeInfo]:
+    """The first importable Interpreter class of the chain, and which package provided it."""
+    for package, module_name in _INTERPRETER_CHAIN:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        version = _installed_version(package)
+        return module.Interpreter, RuntimeInfo(package=package, version=version)
+    raise RuntimeError("no TFLite runtime installed: pip install tflite-runtime (or ai-edge-litert)")
+
+
+def _installed_version(package: str) -> str:
+    candidates = (package, "tensorflow") if package == "tensorflow-cpu" else (package,)
+    for name in candidates:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def greedy_path(log_probs: np.ndarray, blank: int) -> list[tuple[int, float]]:
+    """Best class per frame, repeats merged, blanks dropped: (class, its best frame probability)."""
+    best = log_probs.argmax(axis=-1)
+    decoded: list[tuple[int, float]] = []
+    previous = blank
+    for frame, label in enumerate(best):
+        probability = float(np.exp(log_probs[frame, label]))
+        if label != blank and label != previous:
+            decoded.append((int(label), probability))
+        elif label != blank and decoded:
+            decoded[-1] = (decoded[-1][0], max(decoded[-1][1], probability))
+        previous = label
+    return decoded
+
+
+def sequence_probability(log_probs: np.ndarray, labels: list[int], blank: int) -> float:
+    """P(labels | image) summed over every CTC alignment (the forward algorithm, in log space)."""
+    extended = [blank]
+    for label in labels:
+        extended += [label, blank]
+    states = len(extended)
+    alpha = np.full(states, -np.inf)
+    alpha[0] = log_probs[0, blank]
+    if states > 1:
+        alpha[1] = log_probs[0, extended[1]]
+    for frame in range(1, log_probs.shape[0]):
+        previous = alpha
+        alpha = previous.copy()
+        alpha[1:] = np.logaddexp(alpha[1:], previous[:-1])
+        skip = np.array([s >= 2 and extended[s] != blank and extended[s] != extended[s - 2] for s in range(states)])
+        alpha[skip] = np.logaddexp(alpha[skip], previous[np.flatnonzero(skip) - 2])
+        alpha = alpha + log_probs[frame, extended]
+    total = np.logaddexp(alpha[-1], alpha[-2]) if states > 1 else alpha[-1]
+    return float(np.exp(total))
+
+
+def decode_logits(logits: np.ndarray, charset: str) -> Recognition:
+    """Greedy CTC decode of one image's (frames, classes) logits."""
+    log_probs = log_softmax(logits.astype(np.float64))
+    blank = len(charset)
+    path = greedy_path(log_probs, blank)
+    chars = tuple(CharResult(charset[label], round(prob, 4)) for label, prob in path)
+    confidence = sequence_probability(log_probs, [label for label, _ in path], blank)
+    return Recognition(text="".join(c.char for c in chars), confidence=round(confidence, 4), chars=chars)
+
+
+def greedy_texts(logits: np.ndarray, charset: str) -> list[str]:
+    """Fast batch decode for evaluation loops: (batch, frames, classes) -> texts."""
+    blank = len(charset)
+    texts = []
+    for best in logits.argmax(axis=-1):
+        keep = (best != blank) & np.concatenate(([True], best[1:] != best[:-1]))
+        texts.append("".join(charset[i] for i in best[keep]))
+    return texts
+
+
+class Recognizer:
+    """One interpreter per instance, created once and guarded: TFLite interpreters are not thread-safe."""
+
+    def __init__(self, config: ModelConfig, model_dir: Path, *, check_sha256: bool = True) -> None:
+        model_path = config.model_path(model_dir)
+        if not model_path.is_file():
+            raise ConfigError(f"model file {model_path} not found")
+        if check_sha256:
+            actual = file_sha256(model_path)
+            if actual != config.sha256:
+                raise ConfigError(f"{model_path.name} sha256 is {actual}, config.json says {config.sha256!r}")
+        interpreter_class, self.runtime = import_interpreter()
+        self.config = config
+        self._interpreter = interpreter_class(model_path=str(model_path), num_threads=1)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._check_shapes()
+        self._lock = threading.Lock()
+
+    def _check_shapes(self) -> None:
+        expected_in = [1, self.config.height, self.config.width, 1]
+        actual_in = [int(n) for n in self._input["shape"]]
+        if actual_in != expected_in:
+            raise ConfigError(f"model input shape {actual_in} != config.json {expected_in}")
+        actual_out = [int(n) for n in self._output["shape"]]
+        if len(actual_out) != 3 or actual_out[0] != 1 or actual_out[2] != self.config.num_classes:
+            raise ConfigError(
+                f"model output shape {actual_out} != [1, frames, {self.config.num_classes}] "
+                f"(charset of {len(self.config.charset)} + CTC blank)"
+            )
+
+    def _quantize_input(self, tensor: np.ndarray) -> np.ndarray:
+        dtype = self._input["dtype"]
+        if dtype == np.float32:
+            return tensor.astype(np.float32)
+        scale, zero_point = self._input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(tensor / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def _dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        if raw.dtype == np.float32:
+            return raw
+        scale, zero_point = self._output["quantization"]
+        return (raw.astype(np.float32) - zero_point) * scale
+
+    def logits(self, tensor: np.ndarray) -> np.ndarray:
+        """(height, width, 1) float tensor in [0, 1] -> (frames, classes) logits."""
+        batch = self._quantize_input(tensor[np.newaxis])
+        with self._lock:
+            self._interpreter.set_tensor(self._input["index"], batch)
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._output["index"])
+        return self._dequantize_output(raw)[0]
+
+    def recognize(self, tensor: np.ndarray) -> Recognition:
+        return decode_logits(self.logits(tensor), self.config.charset)

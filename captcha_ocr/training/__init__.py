@@ -1,0 +1,1 @@
+"""Training and export. Imports TensorFlow; nothing in serving imports this package."""

@@ -1,0 +1,84 @@
+"""Datasets as arrays of model-ready tensors, every one made by `imaging.preprocess`."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from captcha_ocr.imaging import preprocess
+from captcha_ocr.synthetic import derive_seed, synthetic_captcha
+
+CHUNK = 1000
+
+
+@dataclass
+class Dataset:
+    images: np.ndarray  # (n, height, width, 1) float32 in [0, 1]
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def encode_labels(self, charset: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Texts -> (labels padded with the blank index, lengths), the layout the CTC loss takes."""
+        blank = len(charset)
+        index = {c: i for i, c in enumerate(charset)}
+        labels = np.full((len(self.texts), max_length), blank, dtype=np.int32)
+        for row, text in enumerate(self.texts):
+            labels[row, : len(text)] = [index[c] for c in text]
+        lengths = np.array([len(t) for t in self.texts], dtype=np.int32)
+        return labels, lengths
+
+
+def _synthetic_chunk(
+    chunk: int, *, purpose: str, seed: int, charset: str, lengths: tuple[int, ...], height: int, width: int, count: int
+) -> tuple[np.ndarray, list[str]]:
+    start = chunk * CHUNK
+    images = np.empty((min(CHUNK, count - start), height, width, 1), dtype=np.float32)
+    texts = []
+    for offset in range(len(images)):
+        text, png = synthetic_captcha(derive_seed(purpose, seed, start + offset), charset, lengths)
+        images[offset] = preprocess(png, height, width).tensor
+        texts.append(text)
+    return images, texts
+
+
+def synthetic_dataset(
+    count: int,
+    *,
+    purpose: str,
+    seed: int,
+    charset: str,
+    lengths: tuple[int, ...],
+    height: int,
+    width: int,
+    workers: int | None = None,
+    cache_dir: Path | None = None,
+) -> Dataset:
+    """`count` captchas; sample i depends only on (purpose, seed, i), so any worker count gives the same set."""
+    cache = None
+    if cache_dir is not None:
+        key = derive_seed(purpose, seed, count, charset, lengths, height, width, "v1")
+        cache = Path(cache_dir) / f"{purpose}-{count}-{key:016x}.npz"
+        if cache.is_file():
+            stored = np.load(cache)
+            return Dataset(stored["images"], [str(t) for t in stored["texts"]])
+    job = partial(
+        _synthetic_chunk, purpose=purpose, seed=seed, charset=charset, lengths=lengths,
+        height=height, width=width, count=count,
+    )
+    chunks = range((count + CHUNK - 1) // CHUNK)
+    workers = workers or os.cpu_count() or 1
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = list(tqdm(pool.map(job, chunks), total=len(chunks), desc=f"generating {purpose}", unit="k img"))
+    dataset = Dataset(np.concatenate([p[0] for p in parts]), [t for p in parts for t in p[1]])
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, images=dataset.images, texts=np.array(dataset.texts))
+    return dataset

@@ -1,0 +1,154 @@
+"""Train the CNN + CTC model with periodic full-sequence evaluation, checkpoints and resume.
+
+A run lives in one folder: settings.json (what was asked), checkpoints/ (last and best), and
+history.json (loss and held-out accuracy per epoch). `--resume` continues from the last epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+from captcha_ocr.evaluation import sequence_accuracy  # noqa: E402
+from captcha_ocr.runtime import greedy_texts  # noqa: E402
+from captcha_ocr.training.data import Dataset, synthetic_dataset  # noqa: E402
+from captcha_ocr.training.model import build_model  # noqa: E402
+
+DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
+
+
+@dataclass
+class TrainSettings:
+    out_dir: str
+    charset: str = DEFAULT_CHARSET
+    lengths: tuple[int, ...] = (4,)
+    height: int = 32
+    width: int = 96
+    train_size: int = 120_000
+    val_size: int = 2_000
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    target_accuracy: float = 1.0
+    seed: int = 1
+    workers: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir)
+
+    def save(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "settings.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> TrainSettings:
+        data = json.loads((Path(run_dir) / "settings.json").read_text())
+        data["lengths"] = tuple(data["lengths"])
+        return cls(**data)
+
+
+@keras.saving.register_keras_serializable(package="captcha_ocr")
+def ctc_loss(y_true, y_pred):
+    """CTC loss on logits; labels are padded with the blank (the last class)."""
+    blank = y_pred.shape[-1] - 1
+    labels = ops.cast(y_true, "int32")
+    label_length = ops.sum(ops.cast(ops.not_equal(labels, blank), "int32"), axis=-1)
+    batch, frames = ops.shape(y_pred)[0], ops.shape(y_pred)[1]
+    logit_length = ops.full((batch,), frames, dtype="int32")
+    return ops.ctc_loss(labels, y_pred, label_length, logit_length, mask_index=blank)
+
+
+def keras_accuracy(model: keras.Model, dataset: Dataset, charset: str) -> float:
+    logits = model.predict(dataset.images, batch_size=256, verbose=0)
+    return sequence_accuracy(greedy_texts(logits, charset), dataset.texts)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Evaluate on the whole held-out set each epoch, keep last + best, stop at the target."""
+
+    def __init__(self, settings: TrainSettings, validation: Dataset, state: dict) -> None:
+        super().__init__()
+        self.settings = settings
+        self.validation = validation
+        self.state = state
+        self.checkpoints = settings.run_dir / "checkpoints"
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        accuracy = keras_accuracy(self.model, self.validation, self.settings.charset)
+        elapsed = self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
+        self.started = time.monotonic()
+        record = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))),
+                  "val_accuracy": accuracy, "elapsed_s": round(elapsed, 1)}
+        self.state["history"].append(record)
+        self.state.update(epoch=epoch + 1, elapsed_s=elapsed)
+        print(f"\nepoch {epoch + 1}: held-out full-sequence accuracy {accuracy:.4f} "
+              f"({len(self.validation)} images), {elapsed / 60:.1f} min so far", flush=True)
+        self.model.save(self.checkpoints / "last.keras")
+        if accuracy >= self.state.get("best_accuracy", -1.0):
+            self.state["best_accuracy"] = accuracy
+            self.state["best_epoch"] = epoch + 1
+            self.model.save(self.checkpoints / "best.keras")
+        (self.settings.run_dir / "state.json").write_text(json.dumps(self.state, indent=2) + "\n")
+        if accuracy >= self.settings.target_accuracy:
+            print(f"target accuracy {self.settings.target_accuracy} reached: stopping", flush=True)
+            self.model.stop_training = True
+
+
+def compile_model(settings: TrainSettings, steps_per_epoch: int) -> keras.Model:
+    model = build_model(settings.height, settings.width, len(settings.charset) + 1)
+    total = steps_per_epoch * settings.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=settings.learning_rate / 10,
+        decay_steps=max(1, total - steps_per_epoch // 2),
+        warmup_target=settings.learning_rate,
+        warmup_steps=steps_per_epoch // 2,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=ctc_loss)
+    return model
+
+
+def load_synthetic(settings: TrainSettings) -> tuple[Dataset, Dataset]:
+    common = dict(seed=settings.seed, charset=settings.charset, lengths=settings.lengths,
+                  height=settings.height, width=settings.width, workers=settings.workers or None,
+                  cache_dir=Path(".cache") / "datasets")
+    train = synthetic_dataset(settings.train_size, purpose="train", **common)
+    validation = synthetic_dataset(settings.val_size, purpose="val", **common)
+    return train, validation
+
+
+def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resume: bool = False) -> keras.Model:
+    """Fit until `epochs` or `target_accuracy`; returns the best checkpoint's model."""
+    keras.utils.set_random_seed(settings.seed)
+    settings.save()
+    steps_per_epoch = (len(train_set) + settings.batch_size - 1) // settings.batch_size
+    state_path = settings.run_dir / "state.json"
+    last = settings.run_dir / "checkpoints" / "last.keras"
+    if resume and last.is_file():
+        model = keras.models.load_model(last)
+        state = json.loads(state_path.read_text())
+        print(f"resuming after epoch {state['epoch']} (best {state.get('best_accuracy', 0):.4f})")
+    else:
+        model = compile_model(settings, steps_per_epoch)
+        state = {"epoch": 0, "history": []}
+    if state.get("best_accuracy", -1.0) >= settings.target_accuracy:
+        print("target accuracy already reached by this run")
+    else:
+        labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
+        model.fit(
+            train_set.images, labels, batch_size=settings.batch_size, epochs=settings.epochs,
+            initial_epoch=state["epoch"], shuffle=True, verbose=1,
+            callbacks=[Checkpointer(settings, validation, state)],
+        )
+    return keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")

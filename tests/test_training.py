@@ -1,0 +1,81 @@
+"""Training side: reproducible data, no train/serve skew, and a tiny real run whose export serves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import captcha.image
+import numpy as np
+import pytest
+from conftest import REPO, b64, call, get_event
+
+from captcha_ocr.app import create_app
+from captcha_ocr.synthetic import derive_seed, seeded_captcha, synthetic_captcha
+from captcha_ocr.training.data import synthetic_dataset
+
+SETTINGS = dict(charset="0123456789abcdefghjkmnpqrstuvwxyz", lengths=(4,), height=32, width=96)
+
+
+def test_synthetic_captchas_are_reproducible_from_the_seed():
+    assert synthetic_captcha(11, "abcd", (4, 5)) == synthetic_captcha(11, "abcd", (4, 5))
+    assert synthetic_captcha(11, "abcd", (4, 5))[1] != synthetic_captcha(12, "abcd", (4, 5))[1]
+
+
+def test_seeding_leaves_the_library_as_it_was():
+    original = captcha.image.secrets
+    with seeded_captcha(3):
+        assert captcha.image.secrets is not original
+    assert captcha.image.secrets is original
+
+
+def test_dataset_is_the_same_for_any_worker_count():
+    one = synthetic_dataset(6, purpose="train", seed=1, workers=1, **SETTINGS)
+    two = synthetic_dataset(6, purpose="train", seed=1, workers=2, **SETTINGS)
+    assert one.texts == two.texts and np.array_equal(one.images, two.images)
+    other = synthetic_dataset(6, purpose="val", seed=1, workers=1, **SETTINGS)
+    assert other.texts != one.texts
+
+
+def test_training_and_serving_see_identical_tensors(app, monkeypatch):
+    """The tensor training learns from is bit-for-bit the one the handler feeds the model."""
+    dataset = synthetic_dataset(3, purpose="train", seed=1, workers=1, **{**SETTINGS, "charset": app.config.charset})
+    served = []
+    recognize = app.recognizer.recognize
+    monkeypatch.setattr(app.recognizer, "recognize", lambda tensor: served.append(tensor) or recognize(tensor))
+    for index in range(3):
+        text, png = synthetic_captcha(derive_seed("train", 1, index), app.config.charset, (4,))
+        assert text == dataset.texts[index]
+        status, _ = call(app, get_event(b64(png)))
+        assert status == 200
+        assert served[-1].dtype == dataset.images[index].dtype
+        assert np.array_equal(served[-1], dataset.images[index])
+
+
+def train_cli(out, *extra):
+    command = [sys.executable, "-m", "captcha_ocr.cli", "train", "--out", str(out), "--train-size", "384",
+               "--val-size", "64", "--seed", "5", "--workers", "1", "--batch-size", "32", *extra]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_tiny_training_run_exports_models_the_serving_runtime_loads(tmp_path):
+    result = train_cli(tmp_path / "run", "--epochs", "1")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "model_quantized.tflite" in result.stdout and "size (KB)" in result.stdout
+    export = tmp_path / "run" / "export"
+    config = json.loads((export / "config.json").read_text())
+    sizes = {name: row["bytes"] for name, row in config["metrics"]["export"].items()}
+    assert sizes["model.tflite"] > sizes["model_quantized.tflite"]
+
+    app = create_app(export)  # the serving runtime, sha256 and shape checks included
+    png = synthetic_captcha(99, app.config.charset, (4,))[1]
+    status, body = call(app, get_event(b64(png)))
+    assert status == 200 and body["ok"] is True and body["model"]["sha256"] == config["sha256"]
+
+    resumed = train_cli(tmp_path / "run", "--epochs", "2", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after epoch 1" in resumed.stdout
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
