@@ -1,7 +1,5 @@
-"""`captcha-ocr`: serve, predict, sample, train, export, eval.
-
-Training imports are deferred into their commands so `serve` and `predict` start without TensorFlow.
-"""
+"""The `captcha-ocr` command. Training imports are deferred into their commands, so `serve`,
+`predict` and `eval` start without TensorFlow."""
 
 from __future__ import annotations
 
@@ -137,8 +135,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from captcha_ocr.config import ModelConfig
-    from captcha_ocr.training.export import export
     from captcha_ocr.training.train import TrainSettings, load_synthetic, train
 
     out = Path(args.out)
@@ -159,26 +155,57 @@ def _train(args: argparse.Namespace) -> int:
         settings = TrainSettings(out_dir=str(out), **overrides)
     train_set, validation = load_synthetic(settings)
     model = train(settings, train_set, validation, resume=args.resume)
+    _export_run(settings, model, train_set, validation, args.name)
+    return 0
+
+
+def _export_run(settings, model, train_set, validation, name: str | None) -> None:
+    from captcha_ocr.config import ModelConfig
+    from captcha_ocr.training.export import export
+
+    run = settings.run_dir
     config = ModelConfig(
-        name=args.name or out.name, charset=settings.charset, lengths=settings.lengths,
+        name=name or run.name, charset=settings.charset, lengths=settings.lengths,
         height=settings.height, width=settings.width,
-        metrics={"training": json.loads((out / "state.json").read_text())},
+        metrics={"training": json.loads((run / "state.json").read_text())},
     )
-    export(model, config, out / "export", train_set.images[:500], validation)
-    print(f"\nexported to {out / 'export'}: serve it with CAPTCHA_OCR_MODEL_DIR={out / 'export'}")
+    export(model, config, run / "export", train_set.images[:500], validation)
+    print(f"\nexported to {run / 'export'}: serve it with CAPTCHA_OCR_MODEL_DIR={run / 'export'}")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a run's best checkpoint again (TFLite float + int8, config.json)")
+    p.add_argument("--run", type=Path, required=True, help="the run folder given to train --out")
+    p.add_argument("--name", help="model name written to config.json (default: run folder name)")
+
+
+def _export(args: argparse.Namespace) -> int:
+    import keras
+
+    from captcha_ocr.training.train import TrainSettings, load_synthetic
+
+    settings = TrainSettings.load(args.run)
+    train_set, validation = load_synthetic(settings)
+    model = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
+    _export_run(settings, model, train_set, validation, args.name)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="captcha-ocr", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="captcha-ocr",
+        description="Captcha recognition on TFLite: serve the SCF handler locally, recognise files, "
+                    "train and export models, and measure their accuracy.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_predict, _add_sample, _add_train, _add_eval):
+    for add in (_add_serve, _add_predict, _add_sample, _add_train, _add_export, _add_eval):
         add(sub)
     return parser
 
 
-COMMANDS = {"serve": _serve, "predict": _predict, "sample": _sample, "train": _train, "eval": _eval}
+COMMANDS = {"serve": _serve, "predict": _predict, "sample": _sample, "train": _train, "export": _export,
+            "eval": _eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,130 @@
+"""The SCF bundle: built for the target Python, glibc-checked, and run unzipped in a clean process."""
+
+from __future__ import annotations
+
+import base64
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import MODEL_DIR, REPO
+
+from captcha_ocr.evaluation import synthetic_samples
+
+TARGET_PYTHON = "3.10"
+spec = importlib.util.spec_from_file_location("build_bundle", REPO / "scripts" / "build_bundle.py")
+build_bundle = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build_bundle)
+
+
+def find_python(version: str) -> str | None:
+    """A real interpreter of that version (pyenv shims refuse to run unselected versions)."""
+    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"), reverse=True)
+    candidates += [shutil.which(f"python{version}") or ""]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    return build_bundle.build(out, TARGET_PYTHON, "2.17", "3.4.19", MODEL_DIR)
+
+
+@pytest.mark.slow
+def test_bundle_holds_only_what_the_function_needs(bundle):
+    names = zipfile.ZipFile(bundle).namelist()
+    assert {"index.py", "config.json", "model_quantized.tflite", "captcha_ocr/app.py"} <= set(names)
+    assert any(n.startswith("ai_edge_litert/") for n in names)  # the runtime a glibc-2.17 system can load
+    assert not any(n.startswith(("captcha_ocr/training", "tflite_runtime/", "tensorflow/")) for n in names)
+    assert not any(n.endswith(".pyc") or "/tests/" in n for n in names)
+    assert bundle.stat().st_size < 50 * 2**20  # SCF's zip upload limit
+
+
+@pytest.mark.slow
+def test_bundle_runs_in_the_target_python(bundle, tmp_path):
+    python = find_python(TARGET_PYTHON)
+    if python is None:
+        pytest.skip(f"Python {TARGET_PYTHON} is not installed here; the bundle cannot be run under it")
+    zipfile.ZipFile(bundle).extractall(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    sample = synthetic_samples(1, 515, config["charset"], tuple(config["lengths"]))[0]
+    program = (
+        "import json, sys; sys.path.insert(0, '.'); import index; "
+        "event = {'httpMethod': 'GET', 'path': '/', 'queryString': {'base64Image': sys.stdin.read()}}; "
+        "print(index.main_handler(event, {'request_id': 'bundle'})['body']); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'tflite_runtime', 'ai_edge_litert'}))"
+    )
+    # -I -S: no user site, no environment variables, no site-packages: only what the bundle holds
+    result = subprocess.run([python, "-I", "-S", "-c", program], cwd=tmp_path, capture_output=True, text=True,
+                            input=base64.b64encode(sample.data).decode(), timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert json.loads(lines[-2])["text"] == sample.text
+    assert lines[-1] == "['ai_edge_litert']"
+
+
+@pytest.mark.slow
+def test_glibc_check_names_a_library_that_is_too_new(tmp_path):
+    download = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--python-version",
+         TARGET_PYTHON, "--platform", "manylinux2014_x86_64", "-d", str(tmp_path), "tflite-runtime==2.14.0"],
+        capture_output=True, text=True)
+    assert download.returncode == 0, download.stderr
+    zipfile.ZipFile(next(tmp_path.glob("*.whl"))).extractall(tmp_path / "unpacked")
+    problems = build_bundle.check_native_libraries(tmp_path / "unpacked", "2.17", "3.4.19")
+    assert len(problems) == 1 and "_pywrap_tensorflow_interpreter_wrapper.so needs" in problems[0]
+    assert "GLIBC_2.29" in problems[0]
+    assert build_bundle.check_native_libraries(tmp_path / "unpacked", "2.31", "3.4.30") == []
+
+
+def test_version_comparisons():
+    old_enough = {"GLIBC_2.17", "GLIBC_2.2.5", "GLIBCXX_3.4.19", "GLIBC_PRIVATE"}
+    assert build_bundle.too_new(old_enough, "2.17", "3.4.19") == []
+    assert build_bundle.too_new({"GLIBC_2.18", "GLIBCXX_3.4.20"}, "2.17", "3.4.19") == ["GLIBCXX_3.4.20", "GLIBC_2.18"]
+    assert build_bundle.choose_interpreter("3.10", "2.17") == "ai-edge-litert"
+    assert build_bundle.choose_interpreter("3.10", "2.31") == "tflite-runtime"
+    assert build_bundle.choose_interpreter("3.12", "2.31") == "ai-edge-litert"
+
+
+@pytest.mark.slow
+def test_serverless_package_offline(bundle):
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.skip("node/npm not installed: cannot run the Serverless Framework")
+    result = subprocess.run(["bash", str(REPO / "scripts" / "serverless_package.sh"), str(bundle)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "serverless package OK: provider tencent Python3.10" in result.stdout
+
+
+@pytest.mark.slow
+def test_smoke_script_against_the_local_server(app):
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    import threading
+
+    from captcha_ocr.server import make_server
+
+    server = make_server(app.handle, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = subprocess.run(["bash", str(REPO / "scripts" / "smoke.sh"), url], capture_output=True, text=True,
+                                timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok    ") == 5 and "smoke test passed" in result.stdout
