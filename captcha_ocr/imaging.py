@@ -11,7 +11,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from captcha_ocr.errors import ImageTooLarge, UnsupportedImage
 
@@ -28,7 +28,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image declares too many pixels (limit {max_pixels})") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+    except Exception as exc:  # any decoder failure on untrusted bytes means "not an image we can read"
         raise UnsupportedImage(f"not a supported image; send one of {', '.join(SUPPORTED_FORMATS)}") from exc
     width, height = image.size
     if width * height > max_pixels:
@@ -38,7 +38,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image.seek(0)
         image.load()
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+    except Exception as exc:
         raise UnsupportedImage(f"{image.format} image is truncated or corrupt") from exc
     return image
 
@@ -72,4 +72,8 @@ class PreparedImage(NamedTuple):
 def preprocess(data: bytes, height: int, width: int, max_pixels: int = 4_000_000) -> PreparedImage:
     """Encoded image bytes -> the model input tensor, plus what logs may say about the source."""
     image = open_image(data, max_pixels)
-    return PreparedImage(_image_to_tensor(image, height, width), image.size, image.format or "")
+    try:
+        tensor = _image_to_tensor(image, height, width)
+    except Exception as exc:  # exotic modes PIL can open but not convert
+        raise UnsupportedImage(f"{image.format} images in mode {image.mode} are not supported") from exc
+    return PreparedImage(tensor, image.size, image.format or "")
