@@ -1,0 +1,108 @@
+"""The demo page in a real browser: Debian's Chromium driven by Playwright, against the local server.
+
+No browser is downloaded: Playwright launches /usr/bin/chromium (installed by .ci/run with
+apt-get). Screenshots land in test-artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import REPO
+
+from captcha_ocr.server import make_server, synthetic_sample_maker
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = REPO / "test-artifacts"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found (apt-get install chromium)")]
+
+
+@pytest.fixture(scope="module")
+def base_url(app):
+    server = make_server(app.handle, "127.0.0.1", 0, synthetic_sample_maker(app.config.charset, app.config.lengths))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, base_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.requested_urls = []
+    page.on("request", lambda request: page.requested_urls.append(request.url))
+    page.goto(base_url + "/demo")
+    yield page
+    hosts = {urlsplit(url).netloc for url in page.requested_urls if not url.startswith("data:")}
+    assert hosts == {urlsplit(base_url).netloc}, f"the page reached other hosts: {hosts}"
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_sample_is_recognised(page):
+    page.click("#sample-button")
+    result = page.locator("#sample-result [data-testid=text]")
+    result.wait_for(timeout=20_000)
+    truth = page.locator("#sample-truth").get_attribute("data-text")
+    assert truth and result.inner_text() == truth
+    assert "confidence" in page.locator("#sample-result [data-testid=confidence]").inner_text()
+    assert "matches" in page.locator("#sample-result [data-testid=verdict]").inner_text()
+    assert page.locator("#sample-preview img").is_visible()
+    screenshot(page, "demo-laptop.png")
+
+
+def test_uploaded_image_is_recognised(page, fresh_captchas, tmp_path):
+    sample = fresh_captchas[5]
+    image = tmp_path / "upload.png"
+    image.write_bytes(sample.data)
+    page.set_input_files("#file", str(image))
+    result = page.locator("#upload-result [data-testid=text]")
+    result.wait_for(timeout=20_000)
+    assert result.inner_text() == sample.text
+    assert page.locator("#upload-preview img").is_visible()
+
+
+def test_non_image_shows_a_readable_error(page, tmp_path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("this is not an image")
+    page.set_input_files("#file", str(junk))
+    error = page.locator("#upload-result [data-testid=error]")
+    error.wait_for(timeout=20_000)
+    assert error.inner_text().startswith("UnsupportedImage: ")
+    screenshot(page, "demo-error.png")
+
+
+def test_phone_layout(browser, base_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.goto(base_url + "/demo")
+    page.click("#sample-button")
+    page.locator("#sample-result [data-testid=text]").wait_for(timeout=20_000)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, "the page scrolls sideways on a phone"
+    screenshot(page, "demo-phone.png")
+    context.close()
