@@ -6,7 +6,7 @@ VENV ?= .venv
 PORT ?= 9000
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.dev-deps
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,38 @@
+"""Runs inside the ddddocr venv: its bundled ONNX model on the same PNG files, case-insensitive.
+
+    python ddddocr_worker.py IMAGES_DIR TIMED_CALLS  -> one JSON line
+"""
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import ddddocr
+
+
+def main():
+    images_dir, calls = Path(sys.argv[1]), int(sys.argv[2])
+    ocr = ddddocr.DdddOcr(show_ad=False)
+    files = sorted(images_dir.glob("*.png"))
+    data = [f.read_bytes() for f in files]
+    truths = [f.stem.split("_", 1)[1] for f in files]
+    correct = sum(ocr.classification(d).lower() == t.lower() for d, t in zip(data, truths))
+    for d in data[:20]:
+        ocr.classification(d)
+    times = []
+    for i in range(calls):
+        started = time.perf_counter()
+        ocr.classification(data[i % len(data)])
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    import importlib.metadata
+
+    print(json.dumps({"runtime": "ddddocr", "runtime_version": importlib.metadata.version("ddddocr"),
+                      "accuracy": correct / len(files), "images": len(files),
+                      "handler": {"median_ms": statistics.median(times), "p99_ms": times[int(len(times) * 0.99) - 1]}}))
+
+
+if __name__ == "__main__":
+    main()
