@@ -28,7 +28,6 @@ test: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev-deps
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -11,6 +11,7 @@ import base64
 import json
 import multiprocessing
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -20,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from captcha_ocr.config import ModelConfig
+from captcha_ocr.labelled import list_labelled_files
 from captcha_ocr.runtime import Recognizer, greedy_texts
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
 CONFIDENCE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99)
 
 
@@ -61,12 +62,9 @@ def synthetic_samples(count: int, seed: int, charset: str, lengths: tuple[int, .
 
 
 def folder_samples(directory: Path) -> list[Labelled]:
-    """Images named by their label (`label.png`, `label_anything.png`)."""
-    samples = []
-    for path in sorted(Path(directory).iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            samples.append(Labelled(path.stem.split("_")[0], path.read_bytes(), path.name))
-    return samples
+    """Every labelled image of a folder, read the way `train --data` reads it."""
+    items, _ = list_labelled_files(Path(directory))
+    return [Labelled(label, path.read_bytes(), path.name) for path, label in items]
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -94,6 +92,24 @@ def handler_report(handle: Callable[[dict, Any], dict], samples: list[Labelled])
     return summarize(rows, latencies)
 
 
+def character_stats(rows: list[dict[str, Any]]) -> tuple[dict[str, dict], list[dict]]:
+    """Per-character accuracy and confused pairs, from predictions of the right length (aligned by
+    position); a prediction of another length counts every character of its truth as missed."""
+    per_char: dict[str, list[int]] = {}
+    confusions: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        aligned = len(row["predicted"]) == len(row["truth"])
+        for position, char in enumerate(row["truth"]):
+            hit = aligned and row["predicted"][position] == char
+            per_char.setdefault(char, [0, 0])[0] += hit
+            per_char[char][1] += 1
+            if aligned and not hit:
+                confusions[(char, row["predicted"][position])] += 1
+    accuracy = {c: {"accuracy": right / total, "count": total} for c, (right, total) in sorted(per_char.items())}
+    pairs = [{"truth": t, "predicted": p, "count": n} for (t, p), n in confusions.most_common(10)]
+    return accuracy, pairs
+
+
 def summarize(rows: list[dict[str, Any]], latencies_ms: list[float]) -> dict[str, Any]:
     correct = np.array([r["predicted"] == r["truth"] for r in rows])
     confidence = np.array([r["confidence"] for r in rows])
@@ -104,12 +120,20 @@ def summarize(rows: list[dict[str, Any]], latencies_ms: list[float]) -> dict[str
         kept = confidence >= threshold
         thresholds.append({"threshold": threshold, "coverage": float(kept.mean()) if rows else 0.0,
                            "accuracy": float(correct[kept].mean()) if kept.any() else None})
+    by_length = {}
+    for length in sorted({len(r["truth"]) for r in rows}):
+        picked = [r["predicted"] == r["truth"] for r in rows if len(r["truth"]) == length]
+        by_length[str(length)] = {"accuracy": float(np.mean(picked)), "count": len(picked)}
+    per_character, confused = character_stats(rows)
     return {
         "images": len(rows),
         "sequence_accuracy": float(correct.mean()) if rows else 0.0,
         "character_accuracy": 1 - errors / characters if characters else 0.0,
-        "errors": [r for r in rows if r["predicted"] != r["truth"]],
+        "by_length": by_length,
+        "per_character": per_character,
+        "confused_pairs": confused,
         "thresholds": thresholds,
+        "errors": [r for r in rows if r["predicted"] != r["truth"]],
         "latency_ms": {"median": float(np.median(latencies_ms)), "p99": float(np.percentile(latencies_ms, 99))}
         if latencies_ms else {},
     }
@@ -124,6 +148,15 @@ def format_report(report: dict[str, Any], title: str) -> str:
     if report["latency_ms"]:
         lines.append(f"  handler latency         {report['latency_ms']['median']:7.2f} ms median, "
                      f"{report['latency_ms']['p99']:.2f} ms p99 (base64 event -> reply)")
+    lines.append("  label length  images  accuracy")
+    for length, row in report["by_length"].items():
+        lines.append(f"  {length:>12}  {row['count']:>6}  {row['accuracy'] * 100:7.2f}%")
+    worst = sorted(report["per_character"].items(), key=lambda item: item[1]["accuracy"])[:5]
+    lines.append("  weakest characters: " + ", ".join(f"{c!r} {v['accuracy'] * 100:.1f}% of {v['count']}"
+                                                      for c, v in worst))
+    if report["confused_pairs"]:
+        lines.append("  most confused (truth -> predicted): " + ", ".join(
+            f"{p['truth']}->{p['predicted']} x{p['count']}" for p in report["confused_pairs"][:8]))
     lines.append("  confidence >=  coverage  accuracy")
     for row in report["thresholds"]:
         accuracy = "   -" if row["accuracy"] is None else f"{row['accuracy'] * 100:7.2f}%"

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from captcha_ocr.imaging import preprocess
+from captcha_ocr.labelled import FolderReport, list_labelled_files
 from captcha_ocr.synthetic import derive_seed, synthetic_captcha
 
 CHUNK = 1000
@@ -82,3 +83,50 @@ def synthetic_dataset(
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, images=dataset.images, texts=np.array(dataset.texts))
     return dataset
+
+
+def load_folder(
+    directory: Path, height: int, width: int, charset: str | None = None, case_fold: bool = False
+) -> tuple[Dataset, FolderReport]:
+    """Every labelled image through `preprocess`; unreadable files are reported, never fatal."""
+    items, report = list_labelled_files(directory, case_fold)
+    images, texts = [], []
+    for path, label in items:
+        try:
+            tensor = preprocess(path.read_bytes(), height, width).tensor
+        except Exception:  # whatever a file holds, a run must not crash on it
+            report.unreadable.append(path.name)
+            continue
+        if charset is not None and not set(label) <= set(charset):
+            report.bad_characters.append(path.name)
+            continue
+        images.append(tensor)
+        texts.append(label)
+    report.images = len(texts)
+    empty = np.empty((0, height, width, 1), dtype=np.float32)
+    return Dataset(np.stack(images) if images else empty, texts), report
+
+
+def infer_input_width(items: list[tuple[Path, str]], height: int, max_length: int) -> int:
+    """Keep the images' median aspect ratio, a multiple of 4, with frames enough for CTC."""
+    from PIL import Image
+
+    ratios = []
+    for path, _ in items[:200]:
+        try:
+            with Image.open(path) as image:
+                ratios.append(image.width / image.height)
+        except Exception:
+            continue
+    ratio = float(np.median(ratios)) if ratios else 3.0
+    width = int(round(height * ratio / 4)) * 4
+    min_width = 4 * (2 * max_length + 1)  # CTC needs a blank between repeated characters
+    return int(min(max(width, min_width, 64), 320))
+
+
+def split(dataset: Dataset, validation_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """A fixed-seed shuffle, so the same folder always splits the same way."""
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    cut = len(dataset) - max(1, int(round(len(dataset) * validation_fraction)))
+    pick = lambda idx: Dataset(dataset.images[idx], [dataset.texts[i] for i in idx])  # noqa: E731
+    return pick(order[:cut]), pick(order[cut:])

@@ -1,7 +1,9 @@
 """Train the CNN + CTC model with periodic full-sequence evaluation, checkpoints and resume.
 
-A run lives in one folder: settings.json (what was asked), checkpoints/ (last and best), and
-history.json (loss and held-out accuracy per epoch). `--resume` continues from the last epoch.
+A run lives in one folder: settings.json (what was asked, with what was inferred from the data),
+checkpoints/ (last and best), state.json (loss and held-out accuracy per epoch) and plots.
+`--resume` continues from the last epoch. Checkpoints are chosen on full-sequence accuracy over
+the whole validation set, never on one batch.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,7 +21,14 @@ from keras import ops  # noqa: E402
 
 from captcha_ocr.evaluation import sequence_accuracy  # noqa: E402
 from captcha_ocr.runtime import greedy_texts  # noqa: E402
-from captcha_ocr.training.data import Dataset, synthetic_dataset  # noqa: E402
+from captcha_ocr.training.data import (  # noqa: E402
+    Dataset,
+    infer_input_width,
+    list_labelled_files,
+    load_folder,
+    split,
+    synthetic_dataset,
+)
 from captcha_ocr.training.model import build_model  # noqa: E402
 
 DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
@@ -40,7 +49,17 @@ class TrainSettings:
     target_accuracy: float = 1.0
     seed: int = 1
     workers: int = 0
-    extra: dict = field(default_factory=dict)
+    # a user's labelled folder instead of synthetic captchas
+    data_dir: str | None = None
+    val_dir: str | None = None
+    val_split: float = 0.2
+    case_fold: bool = False
+    augment: bool | None = None  # default: on for folders, off for synthetic data
+    patience: int = 0  # stop after this many epochs without a better checkpoint (0: never)
+
+    @property
+    def augmenting(self) -> bool:
+        return self.augment if self.augment is not None else self.data_dir is not None
 
     @property
     def run_dir(self) -> Path:
@@ -54,7 +73,8 @@ class TrainSettings:
     def load(cls, run_dir: Path) -> TrainSettings:
         data = json.loads((Path(run_dir) / "settings.json").read_text())
         data["lengths"] = tuple(data["lengths"])
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @keras.saving.register_keras_serializable(package="captcha_ocr")
@@ -104,6 +124,10 @@ class Checkpointer(keras.callbacks.Callback):
         if accuracy >= self.settings.target_accuracy:
             print(f"target accuracy {self.settings.target_accuracy} reached: stopping", flush=True)
             self.model.stop_training = True
+        patience = self.settings.patience
+        if patience and epoch + 1 - self.state["best_epoch"] >= patience:
+            print(f"no better checkpoint for {patience} epochs: stopping", flush=True)
+            self.model.stop_training = True
 
 
 def compile_model(settings: TrainSettings, steps_per_epoch: int) -> keras.Model:
@@ -117,6 +141,41 @@ def compile_model(settings: TrainSettings, steps_per_epoch: int) -> keras.Model:
     )
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=ctc_loss)
     return model
+
+
+def load_datasets(settings: TrainSettings) -> tuple[Dataset, Dataset]:
+    return load_user_folder(settings) if settings.data_dir else load_synthetic(settings)
+
+
+def infer_from_folder(settings: TrainSettings, charset: str | None, width: int | None) -> None:
+    """Fill in what a user's folder decides: charset, label lengths and input width.
+
+    Only images that actually decode count, so a corrupt file's name cannot add characters."""
+    items, _ = list_labelled_files(Path(settings.data_dir), settings.case_fold)
+    readable, _ = load_folder(Path(settings.data_dir), settings.height, settings.width, charset, settings.case_fold)
+    if not len(readable):
+        raise SystemExit(f"no readable labelled images in {settings.data_dir}")
+    settings.charset = charset or "".join(sorted(set("".join(readable.texts))))
+    settings.lengths = tuple(sorted({len(text) for text in readable.texts}))
+    settings.width = width or infer_input_width(items, settings.height, max(settings.lengths))
+
+
+def load_user_folder(settings: TrainSettings) -> tuple[Dataset, Dataset]:
+    common = dict(height=settings.height, width=settings.width, charset=settings.charset,
+                  case_fold=settings.case_fold)
+    dataset, report = load_folder(Path(settings.data_dir), **common)
+    print(report.summary(Path(settings.data_dir)))
+    if settings.val_dir:
+        validation, val_report = load_folder(Path(settings.val_dir), **common)
+        print(val_report.summary(Path(settings.val_dir)))
+        train_set = dataset
+    else:
+        train_set, validation = split(dataset, settings.val_split, settings.seed)
+    if not len(train_set) or not len(validation):
+        raise SystemExit("need at least one training and one validation image")
+    print(f"{len(train_set)} training and {len(validation)} validation images; charset {settings.charset!r}, "
+          f"lengths {list(settings.lengths)}, input {settings.height}x{settings.width}")
+    return train_set, validation
 
 
 def load_synthetic(settings: TrainSettings) -> tuple[Dataset, Dataset]:
@@ -146,9 +205,26 @@ def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resu
         print("target accuracy already reached by this run")
     else:
         labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
-        model.fit(
-            train_set.images, labels, batch_size=settings.batch_size, epochs=settings.epochs,
-            initial_epoch=state["epoch"], shuffle=True, verbose=1,
-            callbacks=[Checkpointer(settings, validation, state)],
-        )
-    return keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
+        callbacks = [Checkpointer(settings, validation, state)]
+        if settings.augmenting:
+            from captcha_ocr.training.augment import training_batches
+
+            batches = training_batches(train_set.images, labels, settings.batch_size, settings.seed)
+            model.fit(batches, epochs=settings.epochs, initial_epoch=state["epoch"], shuffle=False, verbose=1,
+                      callbacks=callbacks)
+        else:
+            model.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=settings.epochs,
+                      initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=callbacks)
+    best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
+    write_plots(settings, best, validation)
+    return best
+
+
+def write_plots(settings: TrainSettings, model: keras.Model, validation: Dataset) -> None:
+    from captcha_ocr.training.plots import plot_errors, plot_history
+
+    state = json.loads((settings.run_dir / "state.json").read_text())
+    plot_history(state["history"], settings.run_dir / "history.png")
+    predictions = greedy_texts(model.predict(validation.images, batch_size=256, verbose=0), settings.charset)
+    plot_errors(validation.images, validation.texts, predictions, settings.run_dir / "errors.png")
+    print(f"plots: {settings.run_dir / 'history.png'}, {settings.run_dir / 'errors.png'}")
