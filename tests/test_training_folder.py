@@ -1,0 +1,104 @@
+"""`train --data` on small generated folders: variable lengths, a labels file, junk and a corrupt
+image in the folder, augmentation on, and the exported folder served by main_handler."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, SHARED_DATASET, b64, call, get_event
+
+from captcha_ocr.app import create_app
+from captcha_ocr.labelled import list_labelled_files
+from captcha_ocr.synthetic import synthetic_captcha
+from captcha_ocr.training.data import infer_input_width, load_folder, split
+
+CHARSET = "abcd2345"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("captchas")
+    for index in range(120):
+        text, png = synthetic_captcha(10_000 + index, CHARSET, (4, 5, 6))
+        (folder / f"{text}_{index}.png").write_bytes(png)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "thumbs.db").write_bytes(b"\x00" * 10)
+    (folder / "abcd_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return folder
+
+
+def test_load_folder_reports_and_skips(folder):
+    dataset, report = load_folder(folder, 32, 84)
+    assert len(dataset) == 120 and dataset.images.shape == (120, 32, 84, 1)
+    assert report.non_images == 2 and report.unreadable == ["abcd_corrupt.png"]
+    assert {len(t) for t in dataset.texts} == {4, 5, 6}
+    limited, limited_report = load_folder(folder, 32, 84, charset="abcd")
+    assert len(limited) + len(limited_report.bad_characters) == 120
+
+
+def test_split_is_fixed_by_the_seed(folder):
+    dataset, _ = load_folder(folder, 32, 84)
+    first, second = split(dataset, 0.2, seed=3), split(dataset, 0.2, seed=3)
+    assert first[1].texts == second[1].texts and len(first[1]) == 24
+    assert split(dataset, 0.2, seed=4)[1].texts != first[1].texts
+
+
+def test_input_width_keeps_the_aspect_ratio(folder):
+    items, _ = list_labelled_files(folder)
+    assert infer_input_width(items, 32, 6) == 84  # 160x60 captchas -> 32 x 85.3, rounded to a multiple of 4
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "captcha_ocr.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_training_on_a_folder_exports_a_servable_model(folder, tmp_path):
+    result = run_cli("train", "--data", str(folder), "--out", str(tmp_path / "run"), "--epochs", "2", "--seed", "3")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "120 labelled images, 2 non-image files skipped" in result.stdout
+    assert "skipped 1 unreadable: abcd_corrupt.png" in result.stdout
+    assert "96 training and 24 validation images; charset '2345abcd', lengths [4, 5, 6], input 32x84" in result.stdout
+    assert (tmp_path / "run" / "history.png").stat().st_size > 0 and (tmp_path / "run" / "errors.png").is_file()
+    export = tmp_path / "run" / "export"
+    config = json.loads((export / "config.json").read_text())
+    assert config["charset"] == "2345abcd" and config["lengths"] == [4, 5, 6]
+
+    app = create_app(export)  # the user's folder served with no code change
+    status, body = call(app, get_event(b64(next(folder.glob("*_7.png")).read_bytes())))
+    assert status == 200 and body["model"]["sha256"] == config["sha256"]
+
+    report = tmp_path / "eval.json"
+    evaluated = run_cli("eval", "--data", str(folder), "--model-dir", str(export), "--json", str(report))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    summary = json.loads(report.read_text())
+    assert set(summary["by_length"]) == {"4", "5", "6"} and summary["images"] == 121
+    assert [t["threshold"] for t in summary["thresholds"]] == [0.5, 0.9, 0.95, 0.99]
+
+
+@pytest.mark.slow
+def test_augmentation_keeps_shape_and_range():
+    program = (
+        "import numpy as np; from captcha_ocr.training.augment import training_batches\n"
+        "images = np.random.default_rng(0).random((8, 32, 96, 1), dtype=np.float32)\n"
+        "labels = np.zeros((8, 4), dtype=np.int32)\n"
+        "x, y = next(iter(training_batches(images, labels, 8, seed=1)))\n"
+        "x = x.numpy(); print(x.shape, float(x.min()) >= 0, float(x.max()) <= 1, "
+        "bool(np.abs(np.sort(x.ravel()) - np.sort(images.ravel())).mean() > 1e-3))"
+    )
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "(8, 32, 96, 1) True True True", result.stderr[-2000:]
+
+
+@pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason="../shared/datasets/captcha_images_v2 is not here")
+def test_the_shared_real_dataset_loads_with_inferred_settings():
+    items, _ = list_labelled_files(SHARED_DATASET)
+    width = infer_input_width(items, 32, 5)
+    dataset, report = load_folder(SHARED_DATASET, 32, width)
+    assert width == 128 and len(dataset) == 1040 and not report.unreadable
+    assert np.isfinite(dataset.images).all()
