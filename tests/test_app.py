@@ -140,15 +140,17 @@ def test_logs_one_json_line_per_request_without_payload(app: App, captcha_png, c
     encoded = b64(captcha_png)
     events = [get_event(encoded), post_event(json.dumps({"base64Image": encoded})), get_event("@@" + encoded[:40])]
     logger = logging.getLogger("captcha_ocr")
+    saved = logger.level, logger.propagate
     logger.addHandler(caplog.handler)
-    level = logger.level
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # exactly one copy of each record, whatever configured logging before
     try:
         for event in events:
             app.handle(event, {"request_id": "r-1"})
     finally:
         logger.removeHandler(caplog.handler)
-        logger.setLevel(level)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
     lines = [json.loads(record.getMessage()) for record in caplog.records]
     assert len(lines) == 3
     assert [line["status"] for line in lines] == [200, 200, 400]
