@@ -94,13 +94,8 @@ def run_load(port: int, paths: list[str], truths: list[str], total: int, concurr
             "errors": len(errors), "wrong_text": wrong}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--max-seconds", type=float, default=600)
-    args = parser.parse_args()
-
+def measure(requests: int, concurrency: int, max_seconds: float) -> dict:
+    """Start `captcha-ocr serve` in its own process, load it, stop it; the measured figures."""
     config = load_config(default_model_dir())
     samples = synthetic_samples(64, 4711, config.charset, config.lengths)
     paths = ["/?base64Image=" + quote(base64.b64encode(s.data).decode(), safe="") for s in samples]
@@ -109,10 +104,19 @@ def main() -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port)
-        result = run_load(port, paths, [s.text for s in samples], args.requests, args.concurrency, args.max_seconds)
+        return run_load(port, paths, [s.text for s in samples], requests, concurrency, max_seconds)
     finally:
         server.terminate()
         server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--max-seconds", type=float, default=600)
+    args = parser.parse_args()
+    result = measure(args.requests, args.concurrency, args.max_seconds)
     print(f"{'requests':>9} {'clients':>8} {'wall s':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     r = result
     print(f"{r['requests']:>9} {r['concurrency']:>8} {r['wall_s']:>7.1f} {r['throughput_rps']:>8.1f} "

@@ -233,7 +233,7 @@ def main() -> None:
     # local server throughput
     import load
 
-    results["load"] = load_run(load, args.load_requests)
+    results["load"] = load.measure(args.load_requests, 32, 300)
 
     (RESULTS / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results)
@@ -261,26 +261,6 @@ def float_model_dir() -> Path:
     config.update(model_file="model.tflite", sha256=file_sha256(folder / "model.tflite"))
     (folder / "config.json").write_text(json.dumps(config))
     return folder
-
-
-def load_run(load, requests: int) -> dict:
-    from captcha_ocr.config import load_config as _load_config
-
-    config = _load_config(REPO)
-    samples = synthetic_samples(64, 4711, config.charset, config.lengths)
-    import base64
-    from urllib.parse import quote
-
-    paths = ["/?base64Image=" + quote(base64.b64encode(s.data).decode(), safe="") for s in samples]
-    port = load.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "captcha_ocr.cli", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-    try:
-        load.wait_ready(port)
-        return load.run_load(port, paths, [s.text for s in samples], requests, 32, 300)
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def cpu_model() -> str:

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from PIL import Image
 
 from captcha_ocr.app import App, create_app
 from captcha_ocr.evaluation import Labelled, synthetic_samples
+from captcha_ocr.server import make_server, synthetic_sample_maker
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATASET = REPO.parent / "shared" / "datasets" / "captcha_images_v2"
@@ -23,6 +25,16 @@ TEST_SEED = 7_000_001  # eval-stream seed used by tests only, never by training
 @pytest.fixture(scope="session")
 def app() -> App:
     return create_app(MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def base_url(app: App):
+    """The local API Gateway on a free loopback port, for the whole session."""
+    server = make_server(app.handle, "127.0.0.1", 0, synthetic_sample_maker(app.config.charset, app.config.lengths))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,11 @@ apt-get). Screenshots land in test-artifacts/ for a person to look at.
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import REPO
-
-from captcha_ocr.server import make_server, synthetic_sample_maker
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / "test-artifacts"
@@ -24,15 +21,6 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found (apt-get install chromium)")]
-
-
-@pytest.fixture(scope="module")
-def base_url(app):
-    server = make_server(app.handle, "127.0.0.1", 0, synthetic_sample_maker(app.config.charset, app.config.lengths))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")

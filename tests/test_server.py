@@ -16,18 +16,6 @@ from urllib.parse import urlencode
 import pytest
 from conftest import REPO, b64
 
-from captcha_ocr.server import make_server, synthetic_sample_maker
-
-
-@pytest.fixture(scope="module")
-def base_url(app):
-    server = make_server(app.handle, "127.0.0.1", 0, synthetic_sample_maker(app.config.charset, app.config.lengths))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
 
 def fetch(url: str, data: bytes | None = None, headers: dict | None = None, method: str | None = None):
     request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
