@@ -74,37 +74,35 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def greedy_path(log_probs: np.ndarray, blank: int) -> list[tuple[int, float]]:
     """Best class per frame, repeats merged, blanks dropped: (class, its best frame probability)."""
     best = log_probs.argmax(axis=-1)
+    best_probabilities = np.exp(log_probs[np.arange(len(best)), best]).tolist()
     decoded: list[tuple[int, float]] = []
     previous = blank
-    for frame, label in enumerate(best):
-        probability = float(np.exp(log_probs[frame, label]))
+    for label, probability in zip(best.tolist(), best_probabilities):
         if label != blank and label != previous:
-            decoded.append((int(label), probability))
+            decoded.append((label, probability))
         elif label != blank and decoded:
-            decoded[-1] = (decoded[-1][0], max(decoded[-1][1], probability))
+            decoded[-1] = (label, max(decoded[-1][1], probability))
         previous = label
     return decoded
 
 
 def sequence_probability(log_probs: np.ndarray, labels: list[int], blank: int) -> float:
     """P(labels | image) summed over every CTC alignment (the forward algorithm, in log space)."""
-    extended = [blank]
-    for label in labels:
-        extended += [label, blank]
-    states = len(extended)
-    alpha = np.full(states, -np.inf)
-    alpha[0] = log_probs[0, blank]
-    if states > 1:
-        alpha[1] = log_probs[0, extended[1]]
-    for frame in range(1, log_probs.shape[0]):
+    extended = np.full(2 * len(labels) + 1, blank)
+    extended[1::2] = labels
+    # a state may skip the blank before it unless it repeats the label two states back
+    skip = np.zeros(len(extended), dtype=bool)
+    skip[2:] = (extended[2:] != blank) & (extended[2:] != extended[:-2])
+    emissions = log_probs[:, extended]
+    alpha = np.full(len(extended), -np.inf)
+    alpha[: min(2, len(extended))] = emissions[0, :2]
+    for frame in range(1, len(emissions)):
         previous = alpha
         alpha = previous.copy()
         alpha[1:] = np.logaddexp(alpha[1:], previous[:-1])
-        skip = np.array([s >= 2 and extended[s] != blank and extended[s] != extended[s - 2] for s in range(states)])
-        alpha[skip] = np.logaddexp(alpha[skip], previous[np.flatnonzero(skip) - 2])
-        alpha = alpha + log_probs[frame, extended]
-    total = np.logaddexp(alpha[-1], alpha[-2]) if states > 1 else alpha[-1]
-    return float(np.exp(total))
+        alpha[2:] = np.where(skip[2:], np.logaddexp(alpha[2:], previous[:-2]), alpha[2:])
+        alpha += emissions[frame]
+    return float(np.exp(np.logaddexp(alpha[-1], alpha[-2]) if len(extended) > 1 else alpha[-1]))
 
 
 def decode_logits(logits: np.ndarray, charset: str) -> Recognition:
