@@ -124,6 +124,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-split", type=float, help="validation fraction of --data (default 0.2)")
     p.add_argument("--case-fold", action="store_true", help="lower-case every label")
     p.add_argument("--no-augment", action="store_true", help="no augmentation (on by default for --data)")
+    p.add_argument("--init", choices=("synthetic", "random"),
+                   help="start from the synthetic model's backbone or from random weights "
+                        "(default: synthetic for --data, random otherwise)")
     p.add_argument("--patience", type=int, help="stop after this many epochs with no better checkpoint "
                                                 "(default: 50 for --data, never for synthetic)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
@@ -144,7 +147,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="model name written to config.json (default: run folder name)")
 
 
-FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50}
+FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic"}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -156,7 +159,7 @@ def _train(args: argparse.Namespace) -> int:
         "height": args.height, "width": args.width, "train_size": args.train_size,
         "val_size": args.val_size, "epochs": args.epochs, "batch_size": args.batch_size,
         "learning_rate": args.learning_rate, "target_accuracy": args.target_accuracy,
-        "seed": args.seed, "workers": args.workers, "patience": args.patience,
+        "seed": args.seed, "workers": args.workers, "patience": args.patience, "init": args.init,
         "data_dir": args.data, "val_dir": args.val_data, "val_split": args.val_split,
         "case_fold": args.case_fold or None, "augment": False if args.no_augment else None,
     }

@@ -56,6 +56,7 @@ class TrainSettings:
     case_fold: bool = False
     augment: bool | None = None  # default: on for folders, off for synthetic data
     patience: int = 0  # stop after this many epochs without a better checkpoint (0: never)
+    init: str = "random"  # "synthetic": start from the shipped synthetic model's backbone
 
     @property
     def augmenting(self) -> bool:
@@ -200,6 +201,11 @@ def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resu
         print(f"resuming after epoch {state['epoch']} (best {state.get('best_accuracy', 0):.4f})")
     else:
         model = compile_model(settings, steps_per_epoch)
+        if settings.init == "synthetic":
+            from captcha_ocr.training.pretrained import transfer_backbone
+
+            copied = transfer_backbone(model)
+            print(f"initialised {len(copied)} layers from the synthetic model's backbone: {', '.join(copied)}")
         state = {"epoch": 0, "history": []}
     if state.get("best_accuracy", -1.0) >= settings.target_accuracy:
         print("target accuracy already reached by this run")
