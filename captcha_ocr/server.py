@@ -113,6 +113,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _forward
 
 
+class LocalGateway(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the stdlib's 5 drops bursts of connections into 1 s SYN retries
+
+
 def make_server(
     handler: Handler, host: str = "127.0.0.1", port: int = 9000,
     sample_maker: Callable[[], dict[str, Any]] | None = None,
@@ -120,9 +125,7 @@ def make_server(
     attributes = {"handler": staticmethod(handler),
                   "sample_maker": staticmethod(sample_maker) if sample_maker else None}
     request_handler = type("RequestHandler", (_RequestHandler,), attributes)
-    server = ThreadingHTTPServer((host, port), request_handler)
-    server.daemon_threads = True
-    return server
+    return LocalGateway((host, port), request_handler)
 
 
 def synthetic_sample_maker(charset: str, lengths: tuple[int, ...]) -> Callable[[], dict[str, Any]] | None:
