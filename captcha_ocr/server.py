@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import signal
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,9 +144,14 @@ def synthetic_sample_maker(charset: str, lengths: tuple[int, ...]) -> Callable[[
     return make
 
 
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(handler: Handler, host: str, port: int, sample_maker: Callable[[], dict[str, Any]] | None) -> None:
-    """Serve until Ctrl-C, then close the socket cleanly."""
+    """Serve until Ctrl-C (or SIGTERM, as `kill` and service managers send), then close cleanly."""
     server = make_server(handler, host, port, sample_maker)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     print(f"captcha-ocr local API Gateway on http://{host}:{server.server_address[1]}/  "
           f"(demo page: http://{host}:{server.server_address[1]}/demo, Ctrl-C stops)", flush=True)
     try:

@@ -79,7 +79,8 @@ def test_demo_page_and_samples(base_url):
 
 
 @pytest.mark.slow
-def test_serve_command_stops_cleanly_on_ctrl_c():
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_serve_command_stops_cleanly(stop_signal):
     process = subprocess.Popen([sys.executable, "-m", "captcha_ocr.cli", "serve", "--port", "0"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -90,7 +91,7 @@ def test_serve_command_stops_cleanly_on_ctrl_c():
         url = re.search(r"http://127\.0\.0\.1:\d+/", banner).group(0)
         status, _, _ = fetch(url + "health")
         assert status == 200
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=15) == 0
         assert "stopping" in process.stdout.read()
     finally:
