@@ -26,6 +26,9 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def subset(self, indices: np.ndarray) -> Dataset:
+        return Dataset(self.images[indices], [self.texts[i] for i in indices])
+
     def encode_labels(self, charset: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
         """Texts -> (labels padded with the blank index, lengths), the layout the CTC loss takes."""
         blank = len(charset)
@@ -128,5 +131,4 @@ def split(dataset: Dataset, validation_fraction: float, seed: int) -> tuple[Data
     """A fixed-seed shuffle, so the same folder always splits the same way."""
     order = np.random.default_rng(seed).permutation(len(dataset))
     cut = len(dataset) - max(1, int(round(len(dataset) * validation_fraction)))
-    pick = lambda idx: Dataset(dataset.images[idx], [dataset.texts[i] for i in idx])  # noqa: E731
-    return pick(order[:cut]), pick(order[cut:])
+    return dataset.subset(order[:cut]), dataset.subset(order[cut:])
