@@ -12,7 +12,6 @@ import pytest
 from conftest import REPO, SHARED_DATASET, b64, call, get_event
 
 from captcha_ocr.app import create_app
-from captcha_ocr.labelled import list_labelled_files
 from captcha_ocr.synthetic import synthetic_captcha
 from captcha_ocr.training.data import infer_input_width, load_folder, split
 
@@ -48,8 +47,9 @@ def test_split_is_fixed_by_the_seed(folder):
 
 
 def test_input_width_keeps_the_aspect_ratio(folder):
-    items, _ = list_labelled_files(folder)
-    assert infer_input_width(items, 32, 6) == 84  # 160x60 captchas -> 32 x 85.3, rounded to a multiple of 4
+    dataset, _ = load_folder(folder, 32, 96)
+    assert dataset.source_sizes[0] == (160, 60) and len(dataset.source_sizes) == len(dataset)
+    assert infer_input_width(dataset.source_sizes, 32, 6) == 84  # 160x60 -> 32 x 85.3, a multiple of 4
 
 
 def run_cli(*args):
@@ -99,8 +99,8 @@ def test_augmentation_keeps_shape_and_range():
 
 @pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason="../shared/datasets/captcha_images_v2 is not here")
 def test_the_shared_real_dataset_loads_with_inferred_settings():
-    items, _ = list_labelled_files(SHARED_DATASET)
-    width = infer_input_width(items, 32, 5)
+    probe, _ = load_folder(SHARED_DATASET, 32, 96)
+    width = infer_input_width(probe.source_sizes, 32, 5)
     dataset, report = load_folder(SHARED_DATASET, 32, width)
     assert width == 128 and len(dataset) == 1040 and not report.unreadable
     assert np.isfinite(dataset.images).all()

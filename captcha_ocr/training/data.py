@@ -22,12 +22,14 @@ CHUNK = 1000
 class Dataset:
     images: np.ndarray  # (n, height, width, 1) float32 in [0, 1]
     texts: list[str]
+    source_sizes: list[tuple[int, int]] | None = None  # (width, height) of each file, for folder data
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: np.ndarray) -> Dataset:
-        return Dataset(self.images[indices], [self.texts[i] for i in indices])
+        sizes = [self.source_sizes[i] for i in indices] if self.source_sizes is not None else None
+        return Dataset(self.images[indices], [self.texts[i] for i in indices], sizes)
 
     def encode_labels(self, charset: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
         """Texts -> (labels padded with the blank index, lengths), the layout the CTC loss takes."""
@@ -93,35 +95,27 @@ def load_folder(
 ) -> tuple[Dataset, FolderReport]:
     """Every labelled image through `preprocess`; unreadable files are reported, never fatal."""
     items, report = list_labelled_files(directory, case_fold)
-    images, texts = [], []
+    images, texts, sizes = [], [], []
     for path, label in items:
         try:
-            tensor = preprocess(path.read_bytes(), height, width).tensor
+            prepared = preprocess(path.read_bytes(), height, width)
         except Exception:  # whatever a file holds, a run must not crash on it
             report.unreadable.append(path.name)
             continue
         if charset is not None and not set(label) <= set(charset):
             report.bad_characters.append(path.name)
             continue
-        images.append(tensor)
+        images.append(prepared.tensor)
         texts.append(label)
+        sizes.append(prepared.source_size)
     report.images = len(texts)
     empty = np.empty((0, height, width, 1), dtype=np.float32)
-    return Dataset(np.stack(images) if images else empty, texts), report
+    return Dataset(np.stack(images) if images else empty, texts, sizes), report
 
 
-def infer_input_width(items: list[tuple[Path, str]], height: int, max_length: int) -> int:
+def infer_input_width(source_sizes: list[tuple[int, int]], height: int, max_length: int) -> int:
     """Keep the images' median aspect ratio, a multiple of 4, with frames enough for CTC."""
-    from PIL import Image
-
-    ratios = []
-    for path, _ in items[:200]:
-        try:
-            with Image.open(path) as image:
-                ratios.append(image.width / image.height)
-        except Exception:
-            continue
-    ratio = float(np.median(ratios)) if ratios else 3.0
+    ratio = float(np.median([w / h for w, h in source_sizes])) if source_sizes else 3.0
     width = int(round(height * ratio / 4)) * 4
     min_width = 4 * (2 * max_length + 1)  # CTC needs a blank between repeated characters
     return int(min(max(width, min_width, 64), 320))

@@ -24,7 +24,6 @@ from captcha_ocr.runtime import greedy_texts  # noqa: E402
 from captcha_ocr.training.data import (  # noqa: E402
     Dataset,
     infer_input_width,
-    list_labelled_files,
     load_folder,
     split,
     synthetic_dataset,
@@ -152,13 +151,12 @@ def infer_from_folder(settings: TrainSettings, charset: str | None, width: int |
     """Fill in what a user's folder decides: charset, label lengths and input width.
 
     Only images that actually decode count, so a corrupt file's name cannot add characters."""
-    items, _ = list_labelled_files(Path(settings.data_dir), settings.case_fold)
     readable, _ = load_folder(Path(settings.data_dir), settings.height, settings.width, charset, settings.case_fold)
     if not len(readable):
         raise SystemExit(f"no readable labelled images in {settings.data_dir}")
     settings.charset = charset or "".join(sorted(set("".join(readable.texts))))
     settings.lengths = tuple(sorted({len(text) for text in readable.texts}))
-    settings.width = width or infer_input_width(items, settings.height, max(settings.lengths))
+    settings.width = width or infer_input_width(readable.source_sizes, settings.height, max(settings.lengths))
 
 
 def load_user_folder(settings: TrainSettings) -> tuple[Dataset, Dataset]:
