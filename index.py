@@ -4,8 +4,10 @@ Set CAPTCHA_OCR_MODEL_DIR to serve another exported model folder (model + config
 """
 
 from captcha_ocr.app import configure_logging, create_app
+from captcha_ocr.budget import return_freed_buffers_to_the_os
 
 configure_logging()
+return_freed_buffers_to_the_os()
 _app = create_app()
 
 

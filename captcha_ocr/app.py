@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from captcha_ocr import __version__
+from captcha_ocr.budget import screen
 from captcha_ocr.config import ModelConfig, load_config
 from captcha_ocr.errors import (
     ApiError,
@@ -30,7 +31,7 @@ from captcha_ocr.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from captcha_ocr.events import Request, integrated_response, parse_event
+from captcha_ocr.events import Request, integrated_response, parse_event, single_values
 from captcha_ocr.imaging import preprocess
 from captcha_ocr.payload import decode_image_base64
 from captcha_ocr.runtime import Recognizer
@@ -70,11 +71,13 @@ class App:
         status, body, headers = 500, None, {}
         try:
             request = parse_event(event, context)
-            fields.update(requestId=request.request_id, method=request.method, route=request.path,
+            # the route only when it is one of ours: an unknown path is the client's text, never logged
+            fields.update(requestId=request.request_id, method=request.method,
+                          route=request.path if request.path in ROUTES else None,
                           payloadBytes=len(request.body) or sum(map(len, request.query.values())))
             status, body, headers = self._dispatch(request, fields)
         except ApiError as error:
-            status, body = error.status, {"ok": False, "error": {"code": error.code, "message": error.message}}
+            status, body = error.status, error.body()
             if isinstance(error, MethodNotAllowed):
                 headers = {"Allow": ", ".join(m for m in ROUTES.get(fields["route"], ()) if m != "INVOKE")}
         except Exception as error:  # never let a client see a stack trace
@@ -118,25 +121,54 @@ class App:
     def recognize(self, request: Request, fields: dict[str, Any]) -> dict[str, Any]:
         values, is_batch = self._image_values(request)
         fields["images"] = len(values)
+        images = [self._image_bytes_or_error(value) for value in values]
+        if len(images) > 1:
+            self._check_batch_pixels(images)
         if not is_batch:
-            return {**self._recognize_one(values[0], fields), "model": self.model_info}
-        results = []
-        for value in values:
-            try:
-                results.append(self._recognize_one(value, fields))
-            except ApiError as error:
-                results.append({"ok": False, "error": {"code": error.code, "message": error.message}})
+            if isinstance(images[0], ApiError):
+                raise images[0]
+            return {**self._recognize_one(images[0], fields), "model": self.model_info}
+        results = [self._result_or_error(image, fields) for image in images]
         return {"ok": True, "results": results, "model": self.model_info}
 
-    def _recognize_one(self, value: object, fields: dict[str, Any]) -> dict[str, Any]:
+    def _result_or_error(self, image: bytes | ApiError, fields: dict[str, Any]) -> dict[str, Any]:
+        """One batch entry: its reading, or its own error body (one bad image does not fail the batch)."""
+        if isinstance(image, ApiError):
+            return image.body()
+        try:
+            return self._recognize_one(image, fields)
+        except ApiError as error:
+            return error.body()
+
+    def _check_batch_pixels(self, images: list[bytes | ApiError]) -> None:
+        """The batch's pixel total from the headers alone (budget.screen), before any image is decoded."""
+        limits, pixels = self.config.limits, 0
+        for image in images:
+            if isinstance(image, bytes):
+                try:
+                    width, height = screen(image, limits).size
+                except ApiError:
+                    continue  # this entry gets its own error when it is recognised
+                pixels += width * height
+        if pixels > limits.max_batch_pixels:
+            raise BatchTooLarge(f"the images hold {pixels} pixels in all; the limit is {limits.max_batch_pixels}")
+
+    def _image_bytes_or_error(self, value: object) -> bytes | ApiError:
+        try:
+            return self._image_bytes(value)
+        except ApiError as error:
+            return error
+
+    def _image_bytes(self, value: object) -> bytes:
         limits = self.config.limits
-        if isinstance(value, bytes):
-            data = value
-            if len(data) > limits.max_decoded_bytes:
-                raise PayloadTooLarge(f"image is {len(data)} bytes; the limit is {limits.max_decoded_bytes}")
-        else:
-            data = decode_image_base64(value, limits)
-        prepared = preprocess(data, self.config.height, self.config.width, limits.max_pixels)
+        if not isinstance(value, bytes):
+            return decode_image_base64(value, limits)
+        if len(value) > limits.max_decoded_bytes:
+            raise PayloadTooLarge(f"image is {len(value)} bytes; the limit is {limits.max_decoded_bytes}")
+        return value
+
+    def _recognize_one(self, data: bytes, fields: dict[str, Any]) -> dict[str, Any]:
+        prepared = preprocess(data, self.config.height, self.config.width, self.config.limits)
         fields.setdefault("imageSize", "{}x{}".format(*prepared.source_size))
         fields.setdefault("imageFormat", prepared.source_format)
         result = self.recognizer.recognize(prepared.tensor)
@@ -169,22 +201,32 @@ class App:
                 "body is binary: send it with Content-Type image/* or application/octet-stream"
             ) from exc
         if content_type == "application/json" or (content_type in ("", "text/plain") and text.lstrip().startswith("{")):
-            try:
-                document = json.loads(text)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                raise InvalidJson("body is not valid JSON") from exc
-            if not isinstance(document, dict):
-                raise InvalidJson('JSON body must be an object such as {"base64Image": "..."}')
-            return self._values_from_mapping(document)
+            return self._values_from_mapping(self._parse_json(text))
         if content_type == "application/x-www-form-urlencoded":
-            form = parse_qs(text, keep_blank_values=True, max_num_fields=32)
-            return self._values_from_mapping({k: v[-1] for k, v in form.items()})
+            try:
+                form = parse_qs(text, keep_blank_values=True, max_num_fields=limits.max_body_values)
+            except ValueError as exc:
+                raise InvalidRequest(f"form body has more than {limits.max_body_values} fields") from exc
+            return self._values_from_mapping(single_values(form, "form field"))
         if content_type in ("", "text/plain"):
             return [text], False
         raise UnsupportedMediaType(
             f"Content-Type {content_type[:64]!r} is not supported; use application/json, "
             "application/x-www-form-urlencoded, text/plain or image/*"
         )
+
+    def _parse_json(self, text: str) -> dict[str, Any]:
+        """A JSON object, its size bounded before parsing: every value costs a Python object."""
+        limit = self.config.limits.max_body_values
+        if text.count(",") + text.count("[") + text.count("{") > limit:
+            raise InvalidJson(f"JSON body holds more than {limit} values")
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # ValueError: bad syntax, or an integer of 4,300+ digits
+            raise InvalidJson("body is not valid JSON") from exc
+        if not isinstance(document, dict):
+            raise InvalidJson('JSON body must be an object such as {"base64Image": "..."}')
+        return document
 
     def _values_from_mapping(self, mapping: dict[str, Any]) -> tuple[list[object], bool]:
         if "images" in mapping:

@@ -11,6 +11,10 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
 
+    def body(self) -> dict:
+        """The reply body every error has: `{"ok": false, "error": {"code", "message"}}`."""
+        return {"ok": False, "error": {"code": self.code, "message": self.message}}
+
 
 class MissingImage(ApiError):
     code = "MissingImage"
@@ -43,6 +47,13 @@ class ImageTooLarge(ApiError):
     code = "ImageTooLarge"
 
 
+class ImageTooComplex(ApiError):
+    """Within the size limits, but its structure would cost more than a request may (e.g. JPEG scans)."""
+
+    status = 413
+    code = "ImageTooComplex"
+
+
 class UnsupportedImage(ApiError):
     status = 415
     code = "UnsupportedImage"
@@ -61,3 +72,4 @@ class MethodNotAllowed(ApiError):
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "UnsupportedMediaType"
+

@@ -16,6 +16,7 @@ from typing import Any
 
 from captcha_ocr.errors import InvalidBase64, InvalidRequest
 
+LOGGED_CHARS = 64  # a client-supplied string is cut to this in logs: never long enough to carry an image
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -43,8 +44,8 @@ def _truthy(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-def _single_values(mapping: object, what: str) -> dict[str, str]:
-    """Gateway maps -> {name: str}; a list value is accepted only when it holds one string."""
+def single_values(mapping: object, what: str) -> dict[str, str]:
+    """Gateway maps and parsed forms -> {name: str}; a list value is accepted only when it holds one string."""
     if mapping is None:
         return {}
     if not isinstance(mapping, dict):
@@ -84,8 +85,9 @@ def _route_path(event: dict[str, Any]) -> str:
     api_path = context.get("path") if isinstance(context, dict) else None
     if not isinstance(path, str):
         raise InvalidRequest("path must be a string")
-    if isinstance(api_path, str) and api_path not in ("", "/") and path.startswith(api_path.rstrip("/")):
-        path = path[len(api_path.rstrip("/")) :]
+    prefix = api_path.rstrip("/") if isinstance(api_path, str) else ""
+    if prefix and (path == prefix or path.startswith(prefix + "/")):  # "/release" is not cut from "/releasehealth"
+        path = path[len(prefix) :]
     return "/" + path.strip("/")
 
 
@@ -97,7 +99,7 @@ def _request_id(event: dict[str, Any], context: object) -> str:
     if isinstance(request_context, dict):
         candidates.append(request_context.get("requestId"))
     for candidate in candidates:
-        if isinstance(candidate, str) and 0 < len(candidate) <= 128:
+        if isinstance(candidate, str) and 0 < len(candidate) <= LOGGED_CHARS:
             return candidate
     return uuid.uuid4().hex
 
@@ -110,14 +112,14 @@ def parse_event(event: object, context: object = None) -> Request:
     if "httpMethod" not in event:
         return Request(method="INVOKE", path="/", direct=event, request_id=request_id)
     method = event.get("httpMethod")
-    if not isinstance(method, str) or not method.isalpha():
+    if not isinstance(method, str) or not (method.isascii() and method.isalpha() and len(method) <= 16):
         raise InvalidRequest("httpMethod must be an HTTP method name")
     query = event.get("queryString", event.get("queryStringParameters"))
     return Request(
         method=method.upper(),
         path=_route_path(event),
-        query=_single_values(query, "query parameter"),
-        headers=_single_values(event.get("headers"), "header"),
+        query=single_values(query, "query parameter"),
+        headers=single_values(event.get("headers"), "header"),
         body=_body_bytes(event),
         request_id=request_id,
     )

@@ -13,34 +13,65 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from captcha_ocr.budget import check_size, screen
+from captcha_ocr.config import Limits
 from captcha_ocr.errors import ImageTooLarge, UnsupportedImage
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 _WHITE = (255, 255, 255, 255)
 _HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK"}  # Image.reduce averages these channel by channel
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose does)
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode the first frame, refusing oversized images from the header alone (bomb-safe)."""
+DEFAULT_LIMITS = Limits()
+
+
+class OpenedImage(NamedTuple):
+    image: Image.Image  # headers parsed, pixels not yet decoded
+    orientation: int  # EXIF orientation, 1-8
+
+
+def open_image(data: bytes, limits: Limits) -> OpenedImage:
+    """Screen the container (budget.screen), then let Pillow parse the headers of what is left."""
+    screened = screen(data, limits)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+            image = Image.open(io.BytesIO(screened.data), formats=SUPPORTED_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"image declares too many pixels (limit {max_pixels})") from exc
+        raise ImageTooLarge(f"image declares too many pixels (limit {limits.max_pixels})") from exc
     except Exception as exc:  # any decoder failure on untrusted bytes means "not an image we can read"
         raise UnsupportedImage(f"not a supported image; send one of {', '.join(SUPPORTED_FORMATS)}") from exc
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
-    if width < 1 or height < 1:
-        raise UnsupportedImage("image has no pixels")
+    check_size(*image.size, limits)
+    return OpenedImage(image, screened.orientation)
+
+
+def _decode(image: Image.Image, frame_width: int, frame_height: int) -> Image.Image:
+    """Decode the first frame; a large JPEG is decoded at 1/2 to 1/8 scale by libjpeg itself."""
+    if image.format == "JPEG":
+        image.draft(image.mode, (2 * frame_width, 2 * frame_height))
     try:
         image.seek(0)
         image.load()
     except Exception as exc:
         raise UnsupportedImage(f"{image.format} image is truncated or corrupt") from exc
     return image
+
+
+def _shrink(image: Image.Image, frame_width: int, frame_height: int) -> Image.Image:
+    """Box-average an image larger than twice the model input down to about that, before the mode
+    conversions below copy it: their cost then no longer grows with the client's pixel count."""
+    factors = (max(1, image.width // (2 * frame_width)), max(1, image.height // (2 * frame_height)))
+    if factors == (1, 1):
+        return image
+    if image.mode not in _REDUCIBLE_MODES:  # palette indices and packed bits cannot be averaged
+        has_alpha = "A" in image.mode or "transparency" in image.info
+        image = image.convert("I" if image.mode in _HIGH_BIT_DEPTH_MODES else "RGBA" if has_alpha else "RGB")
+    return image.reduce(factors)
 
 
 def _luminance(image: Image.Image) -> Image.Image:
@@ -53,9 +84,21 @@ def _luminance(image: Image.Image) -> Image.Image:
     return image.convert("RGB").convert("F")
 
 
-def _image_to_tensor(image: Image.Image, height: int, width: int) -> np.ndarray:
-    """Luminance, resize, then stretch to [0, 1] so text colour and contrast stop mattering."""
-    resized = _luminance(image).resize((width, height), Image.Resampling.BILINEAR)
+def _stored_frame(height: int, width: int, orientation: int) -> tuple[int, int]:
+    """The model input's (width, height) in the stored image's orientation."""
+    return (height, width) if orientation >= 5 else (width, height)
+
+
+def _image_to_tensor(image: Image.Image, height: int, width: int, orientation: int = 1) -> np.ndarray:
+    """Luminance, resize, turn upright, then stretch to [0, 1] so text colour and contrast stop mattering.
+
+    An image stored on its side (orientation 5-8) is resized to the swapped size and turned after,
+    so turning it costs nothing.
+    """
+    frame = _stored_frame(height, width, orientation)
+    resized = _luminance(_shrink(image, *frame)).resize(frame, Image.Resampling.BILINEAR)
+    if orientation in _UPRIGHT:
+        resized = resized.transpose(_UPRIGHT[orientation])
     pixels = np.asarray(resized, dtype=np.float32)
     low, high = float(pixels.min()), float(pixels.max())
     if high - low < 1e-6:
@@ -69,11 +112,13 @@ class PreparedImage(NamedTuple):
     source_format: str
 
 
-def preprocess(data: bytes, height: int, width: int, max_pixels: int = 4_000_000) -> PreparedImage:
+def preprocess(data: bytes, height: int, width: int, limits: Limits = DEFAULT_LIMITS) -> PreparedImage:
     """Encoded image bytes -> the model input tensor, plus what logs may say about the source."""
-    image = open_image(data, max_pixels)
+    image, orientation = open_image(data, limits)
+    source_size, source_format = image.size, image.format or ""
+    image = _decode(image, *_stored_frame(height, width, orientation))
     try:
-        tensor = _image_to_tensor(image, height, width)
+        tensor = _image_to_tensor(image, height, width, orientation)
     except Exception as exc:  # exotic modes PIL can open but not convert
-        raise UnsupportedImage(f"{image.format} images in mode {image.mode} are not supported") from exc
-    return PreparedImage(tensor, image.size, image.format or "")
+        raise UnsupportedImage(f"{source_format} images in mode {image.mode} are not supported") from exc
+    return PreparedImage(tensor, source_size, source_format)

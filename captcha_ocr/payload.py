@@ -10,28 +10,45 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from urllib.parse import unquote
 
 from captcha_ocr.config import Limits
 from captcha_ocr.errors import InvalidBase64, MissingImage, PayloadTooLarge
 
-_DATA_URL_PREFIX = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
-_WHITESPACE = re.compile(r"[\t\n\r\f\v]")
+_DATA_URL_HEADER_CHARS = 256  # "data:image/png;charset=utf-8;base64," needs 36
+_PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_WHITESPACE = re.compile(r"[\t\n\r\f\v]+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*")
 _URL_SAFE = str.maketrans("-_", "+/")
 
 
+def _strip_data_url(text: str) -> str:
+    """`data:<type>;base64,<data>` -> `<data>`, looking no further than a short header for the comma."""
+    if text[:5].lower() != "data:":
+        return text
+    comma = text.find(",", 0, _DATA_URL_HEADER_CHARS)
+    if comma < 0 or not text[:comma].lower().endswith(";base64"):
+        raise InvalidBase64("a data: URL must start data:<type>;base64, (a short header, then the base64)")
+    return text[comma + 1 :]
+
+
 def normalize_base64(text: str) -> str:
-    """Undo the usual mangling; returns canonical, padded base64 (possibly empty)."""
-    text = _DATA_URL_PREFIX.sub("", text.strip("\t\n\r\f\v"), count=1)  # spaces may be mangled '+'
+    """Undo the usual mangling; returns canonical, padded base64 (possibly empty).
+
+    Every step is one bounded pass over the text (no per-character objects), so a value made of
+    millions of '%' or ';' costs what a value of letters does.
+    """
+    text = _strip_data_url(text.strip("\t\n\r\f\v"))  # spaces may be mangled '+'
     if "%" in text:
-        text = unquote(text)
-    text = _WHITESPACE.sub("", text).replace(" ", "+").translate(_URL_SAFE).rstrip("=")
-    if not _BASE64.fullmatch(text):
+        text = _PERCENT_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text)
+    text = _WHITESPACE.sub("", text).replace(" ", "+").translate(_URL_SAFE)
+    stripped = text.rstrip("=")
+    if text and not stripped:
+        raise InvalidBase64("image base64 is only padding")
+    if not _BASE64.fullmatch(stripped):
         raise InvalidBase64("image is not valid base64 (allowed: A-Z a-z 0-9 + / - _ and = padding)")
-    if len(text) % 4 == 1:
+    if len(stripped) % 4 == 1:
         raise InvalidBase64("image base64 has an impossible length (truncated?)")
-    return text + "=" * (-len(text) % 4)
+    return stripped + "=" * (-len(stripped) % 4)
 
 
 def decode_image_base64(value: object, limits: Limits) -> bytes:

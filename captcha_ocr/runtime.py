@@ -1,7 +1,8 @@
 """Run the TFLite model and turn its per-frame logits into text with confidences.
 
-The interpreter comes from the lightest package installed: `tflite_runtime` (the SCF design's
-choice), then its maintained successor `ai_edge_litert`, then full TensorFlow as a last resort.
+The interpreter comes from `ai_edge_litert`, the package pinned in runtime-pins.txt and shipped in
+the SCF bundle; then `tflite_runtime` (the SCF design's choice, a tested alternative), then full
+TensorFlow as a last resort. CAPTCHA_OCR_RUNTIME names one package to use and no other.
 CTC decoding is plain numpy so training, evaluation and serving share it.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,11 @@ import numpy as np
 from captcha_ocr.config import ConfigError, ModelConfig, file_sha256
 
 _INTERPRETER_CHAIN = (
-    ("tflite-runtime", "tflite_runtime.interpreter"),
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
+    ("tflite-runtime", "tflite_runtime.interpreter"),
     ("tensorflow-cpu", "tensorflow.lite"),
 )
+RUNTIME_ENV = "CAPTCHA_OCR_RUNTIME"
 
 
 @dataclass(frozen=True)
@@ -44,16 +47,20 @@ class Recognition:
     chars: tuple[CharResult, ...]
 
 
-def import_interpreter() -> tuple[Any, RuntimeInfo]:
-    """The first importable Interpreter class of the chain, and which package provided it."""
-    for package, module_name in _INTERPRETER_CHAIN:
+def import_interpreter(package: str | None = None) -> tuple[Any, RuntimeInfo]:
+    """The first importable Interpreter class of the chain (or of `package` alone, default
+    $CAPTCHA_OCR_RUNTIME), and which package provided it."""
+    package = package or os.environ.get(RUNTIME_ENV) or None
+    chain = [link for link in _INTERPRETER_CHAIN if package in (None, link[0])]
+    if not chain:
+        raise ConfigError(f"{RUNTIME_ENV}={package!r}: use one of {', '.join(p for p, _ in _INTERPRETER_CHAIN)}")
+    for name, module_name in chain:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        version = _installed_version(package)
-        return module.Interpreter, RuntimeInfo(package=package, version=version)
-    raise RuntimeError("no TFLite runtime installed: pip install tflite-runtime (or ai-edge-litert)")
+        return module.Interpreter, RuntimeInfo(package=name, version=_installed_version(name))
+    raise RuntimeError(f"no TFLite runtime installed ({', '.join(n for n, _ in chain)}): pip install ai-edge-litert")
 
 
 def _installed_version(package: str) -> str:

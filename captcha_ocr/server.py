@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import random
 import signal
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,82 +52,81 @@ def api_gateway_event(method: str, target: str, headers: dict[str, str], body: b
     }
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    server_version = "captcha-ocr-local"
-    handler: Handler  # set on the subclass built by make_server
-    sample_maker: Callable[[], dict[str, Any]] | None
+SERVER_SETTINGS = {
+    # Waitress reads requests in one asyncio-style loop and hands only complete ones to its threads:
+    # a slow or silent client costs a socket, never a thread, and is dropped when idle.
+    "threads": 4,  # handler calls at once; the rest wait in the queue
+    "connection_limit": 1000,  # open sockets, slow ones included
+    "asyncore_use_poll": True,  # poll(), not select(): no 1024-descriptor ceiling
+    "channel_timeout": 20,  # seconds a connection may send nothing, mid-request or idle
+    "cleanup_interval": 5,
+    "max_request_header_size": 65_536,
+    "max_request_body_size": MAX_BODY_BYTES,  # larger bodies get 413 before they are read
+    "inbuf_overflow": 65_536,  # a body beyond this waits in a temporary file, not in memory
+    "backlog": 1024,
+    "ident": "captcha-ocr-local",
+    "expose_tracebacks": False,
+}
 
-    def log_message(self, format: str, *args: Any) -> None:  # the handler logs its own JSON lines
-        pass
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+class LocalGateway:
+    """WSGI app: an HTTP request -> the API Gateway event -> the handler -> the HTTP reply."""
 
-    def _send_json(self, status: int, document: dict[str, Any]) -> None:
-        self._send(status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(document).encode())
+    def __init__(self, handler: Handler, sample_maker: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.handler = handler
+        self.sample_maker = sample_maker
 
-    def _local_route(self) -> bool:
-        path = urlsplit(self.path).path
-        if self.command != "GET":
-            return False
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        status, headers, body = self._local_route(environ) or self._forward(environ)
+        start_response(f"{status} {HTTPStatus(status).phrase}", [*headers.items(), ("Content-Length", str(len(body)))])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+    def _local_route(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
+        path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
+        if method != "GET":
+            return None
         if path in DEMO_FILES:
             name, content_type = DEMO_FILES[path]
             page = resources.files("captcha_ocr.web").joinpath(name).read_bytes()
-            self._send(200, {"Content-Type": content_type, "Cache-Control": "no-store"}, page)
-            return True
+            return 200, {"Content-Type": content_type, "Cache-Control": "no-store"}, page
         if path == "/sample":
             if self.sample_maker is None:
-                self._send_json(503, {"ok": False, "error": {"code": "SamplesUnavailable",
-                                                            "message": "pip install captcha to get samples"}})
-            else:
-                self._send_json(200, self.sample_maker())
-            return True
-        if path == "/" and not urlsplit(self.path).query and "text/html" in self.headers.get("Accept", ""):
-            self._send(302, {"Location": "/demo"}, b"")
-            return True
-        return False
+                return 503, *_json({"ok": False, "error": {"code": "SamplesUnavailable",
+                                                          "message": "pip install captcha to get samples"}})
+            return 200, *_json(self.sample_maker())
+        if path == "/" and not environ.get("QUERY_STRING") and "text/html" in environ.get("HTTP_ACCEPT", ""):
+            return 302, {"Location": "/demo"}, b""
+        return None
 
-    def _forward(self) -> None:
-        if self._local_route():
-            return
-        length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self._send_json(411, {"ok": False, "error": {"code": "LengthRequired", "message": "send Content-Length"}})
-            return
-        size = int(length) if length and length.isdigit() else 0
-        if size > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send_json(413, {"ok": False, "error": {"code": "PayloadTooLarge",
-                                                        "message": f"body over {MAX_BODY_BYTES} bytes"}})
-            return
-        body = self.rfile.read(size) if size else b""
-        event = api_gateway_event(self.command, self.path, dict(self.headers), body, self.client_address[0])
+    def _forward(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress accepts only digits here
+        body = environ["wsgi.input"].read(length) if length else b""
+        target = environ.get("PATH_INFO") or "/"
+        if environ.get("QUERY_STRING"):
+            target += "?" + environ["QUERY_STRING"]
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        event = api_gateway_event(environ["REQUEST_METHOD"], target, headers, body, environ.get("REMOTE_ADDR", ""))
         reply = self.handler(event, {"request_id": event["requestContext"]["requestId"]})
         payload = base64.b64decode(reply["body"]) if reply.get("isBase64Encoded") else reply["body"].encode()
-        self._send(int(reply["statusCode"]), dict(reply.get("headers", {})), payload)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _forward
+        return int(reply["statusCode"]), dict(reply.get("headers", {})), payload
 
 
-class LocalGateway(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the stdlib's 5 drops bursts of connections into 1 s SYN retries
+def _json(document: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    return {"Content-Type": "application/json; charset=utf-8"}, json.dumps(document).encode()
 
 
 def make_server(
     handler: Handler, host: str = "127.0.0.1", port: int = 9000,
     sample_maker: Callable[[], dict[str, Any]] | None = None,
-) -> ThreadingHTTPServer:
-    attributes = {"handler": staticmethod(handler),
-                  "sample_maker": staticmethod(sample_maker) if sample_maker else None}
-    request_handler = type("RequestHandler", (_RequestHandler,), attributes)
-    return LocalGateway((host, port), request_handler)
+) -> Any:
+    """A waitress server (not yet running): `.run()` serves, `.close()` stops, `.effective_port`."""
+    from waitress import create_server
+
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # client hang-ups and queue depth are not news
+    return create_server(LocalGateway(handler, sample_maker), host=host, port=port, **SERVER_SETTINGS)
 
 
 def synthetic_sample_maker(charset: str, lengths: tuple[int, ...]) -> Callable[[], dict[str, Any]] | None:
@@ -152,11 +152,12 @@ def serve(handler: Handler, host: str, port: int, sample_maker: Callable[[], dic
     """Serve until Ctrl-C (or SIGTERM, as `kill` and service managers send), then close cleanly."""
     server = make_server(handler, host, port, sample_maker)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    print(f"captcha-ocr local API Gateway on http://{host}:{server.server_address[1]}/  "
-          f"(demo page: http://{host}:{server.server_address[1]}/demo, Ctrl-C stops)", flush=True)
+    print(f"captcha-ocr local API Gateway on http://{host}:{server.effective_port}/  "
+          f"(demo page: http://{host}:{server.effective_port}/demo, Ctrl-C stops)", flush=True)
     try:
-        server.serve_forever()
+        server.run()  # returns (after closing) on KeyboardInterrupt, which SIGTERM raises too
     except KeyboardInterrupt:
-        print("\nstopping", flush=True)
+        pass
     finally:
-        server.server_close()
+        print("\nstopping", flush=True)
+        server.close()

@@ -3,16 +3,20 @@
 runtime Python, checked against the target's glibc before anything is zipped.
 
     python scripts/build_bundle.py                      # Python 3.10, glibc 2.17 (SCF's CentOS 7)
-    python scripts/build_bundle.py --python 3.9 --glibc 2.28
+    python scripts/build_bundle.py --interpreter tflite-runtime --glibc 2.31 --glibcxx 3.4.28
 
-The interpreter package is chosen per target: tflite-runtime 2.14 needs GLIBC_2.29, so older
-targets get ai-edge-litert 1.2.0 (manylinux_2_17, and the smallest LiteRT wheel).
+The wheels are the versions pinned in runtime-pins.txt, the same ones `pip install .` installs, so
+the bundle runs what the tests and the local server run. The function files are what index.py
+imports (`serving_files`), and the build fails if serving imports a package the bundle lacks.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import glob
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,27 +28,79 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
 REPO = Path(__file__).resolve().parent.parent
-SERVING_MODULES = ("__init__", "app", "config", "errors", "events", "imaging", "payload", "runtime")
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64")
 # Never imported by the handler: test suites, headers, scripts, typing stubs, bytecode.
 PRUNE_DIRS = ("tests", "__pycache__", "include", "_pyinstaller", "bin")
 PRUNE_SUFFIXES = (".pyc", ".pyi", ".h", ".c", ".pxd")
 
 
+def find_python(version: str) -> str | None:
+    """A real interpreter of the target version, to run the bundle with (pyenv shims refuse to run
+    versions that are not selected, so pyenv's own folders are tried first)."""
+    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"), reverse=True)
+    candidates += [shutil.which(f"python{version}") or ""]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
 def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
-INTERPRETERS = {
-    "tflite-runtime": ["tflite-runtime==2.14.0", "numpy<2"],
-    "ai-edge-litert": ["ai-edge-litert==1.2.0", "numpy"],
-}
+def _imports(path: Path) -> set[str]:
+    """Dotted names a Python file imports (absolute imports; serving code uses no relative ones)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
 
 
-def choose_interpreter(python: str, glibc: str) -> str:
-    if version_tuple(glibc) >= (2, 29) and version_tuple(python) <= (3, 11):
-        return "tflite-runtime"
-    return "ai-edge-litert"
+def serving_files(root: Path = REPO) -> tuple[list[Path], set[str]]:
+    """What the handler reaches from index.py: the captcha_ocr files (relative to root) and the
+    third-party top-level packages they import. The one list of serving modules: the bundle copies
+    these, and the tests check these never import training code, TensorFlow, pickle or a shell."""
+    files, packages, todo = {Path("index.py")}, set(), [Path("index.py")]
+    while todo:
+        for name in _imports(root / todo.pop()):
+            top = name.split(".")[0]
+            if top != "captcha_ocr":
+                if top not in sys.stdlib_module_names and top != "__future__":
+                    packages.add(top)
+                continue
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # every package on the way, and the module itself
+                for candidate in (Path(*parts[:depth], "__init__.py"), Path(*parts[:depth]).with_suffix(".py")):
+                    if (root / candidate).is_file() and candidate not in files:
+                        files.add(candidate)
+                        todo.append(candidate)
+    return sorted(files), packages
+
+
+PINS_FILE = REPO / "runtime-pins.txt"
+INTERPRETERS = ("ai-edge-litert", "tflite-runtime")
+
+
+def runtime_pins(interpreter: str = "ai-edge-litert") -> list[str]:
+    """The serving runtime pinned in runtime-pins.txt, the list `pip install .` reads too; with
+    tflite-runtime (glibc >= 2.29 only), the interpreter swapped for pyproject's [tflite] extra."""
+    pins = [line.split("#")[0].strip() for line in PINS_FILE.read_text().splitlines()]
+    pins = [pin for pin in pins if pin]
+    if interpreter == "tflite-runtime":
+        import tomllib
+
+        extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+        pins = [pin for pin in pins if not pin.startswith("ai-edge-litert")]
+        pins += [requirement.split(";")[0].strip() for requirement in extras["tflite"]]
+    return pins
 
 
 def required_versions(path: Path) -> set[str]:
@@ -88,16 +144,18 @@ def install_wheels(target: Path, python: str, requirements: list[str]) -> None:
     platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--no-compile",
                "--no-warn-conflicts", "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
-               *platforms, "pillow", *requirements]
+               *platforms, *requirements]
     subprocess.run(command, check=True)
 
 
 def copy_function(target: Path, model_dir: Path) -> None:
-    shutil.copy2(REPO / "index.py", target / "index.py")
-    package = target / "captcha_ocr"
-    package.mkdir()
-    for module in SERVING_MODULES:
-        shutil.copy2(REPO / "captcha_ocr" / f"{module}.py", package / f"{module}.py")
+    files, packages = serving_files()
+    for relative in files:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / relative, target / relative)
+    missing = sorted(name for name in packages if not (target / name).exists())
+    if missing:
+        raise SystemExit(f"serving imports {', '.join(missing)}, which the bundle does not hold")
     config = json.loads((model_dir / "config.json").read_text())
     shutil.copy2(model_dir / "config.json", target / "config.json")
     shutil.copy2(model_dir / config["model_file"], target / config["model_file"])
@@ -122,12 +180,13 @@ def write_zip(source: Path, archive: Path) -> None:
                 bundle.writestr(info, path.read_bytes())
 
 
-def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path, interpreter: str | None = None) -> Path:
+def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
+          interpreter: str = INTERPRETERS[0]) -> Path:
     staging = out / f"scf-python{python}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    requirements = INTERPRETERS[interpreter or choose_interpreter(python, glibc)]
-    print(f"installing Linux x86-64 wheels for Python {python}: pillow {' '.join(requirements)}")
+    requirements = runtime_pins(interpreter)
+    print(f"installing Linux x86-64 wheels for Python {python}: {' '.join(requirements)}")
     install_wheels(staging, python, requirements)
     prune(staging)
     copy_function(staging, model_dir)
@@ -150,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--glibcxx", default="3.4.19", help="newest GLIBCXX_ version (default 3.4.19)")
     parser.add_argument("--model-dir", type=Path, default=REPO, help="folder with config.json + model")
     parser.add_argument("--out", type=Path, default=REPO / "build", help="output folder (default build/)")
-    parser.add_argument("--interpreter", choices=sorted(INTERPRETERS),
-                        help="force the TFLite package (default: the one the target glibc can load)")
+    parser.add_argument("--interpreter", choices=INTERPRETERS, default=INTERPRETERS[0],
+                        help="the TFLite package (default ai-edge-litert, pinned in runtime-pins.txt; "
+                             "tflite-runtime needs glibc >= 2.29)")
     args = parser.parse_args(argv)
     build(args.out, args.python, args.glibc, args.glibcxx, args.model_dir, args.interpreter)
     return 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import os
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,34 @@ MODEL_DIR = Path(os.environ.get("CAPTCHA_OCR_MODEL_DIR") or REPO)
 TEST_SEED = 7_000_001  # eval-stream seed used by tests only, never by training
 
 
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_bundle = _load_script("build_bundle")
+BUNDLE_PYTHON = "3.10"  # SCF's newest Python runtime, which the bundle targets
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory) -> Path:
+    """The SCF zip, built once per session for Python 3.10 and glibc 2.17."""
+    return build_bundle.build(tmp_path_factory.mktemp("build"), BUNDLE_PYTHON, "2.17", "3.4.19", MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def unzipped_bundle(bundle: Path, tmp_path_factory) -> tuple[Path, str]:
+    """The bundle unzipped as SCF unzips it, and the Python 3.10 to run it with (skips without one)."""
+    python = build_bundle.find_python(BUNDLE_PYTHON)
+    if python is None:
+        pytest.skip(f"Python {BUNDLE_PYTHON} is not installed here; the bundle cannot be run under it")
+    target = tmp_path_factory.mktemp("unzipped")
+    zipfile.ZipFile(bundle).extractall(target)
+    return target, python
+
+
 @pytest.fixture(scope="session")
 def app() -> App:
     return create_app(MODEL_DIR)
@@ -31,10 +61,10 @@ def app() -> App:
 def base_url(app: App):
     """The local API Gateway on a free loopback port, for the whole session."""
     server = make_server(app.handle, "127.0.0.1", 0, synthetic_sample_maker(app.config.charset, app.config.lengths))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from PIL import Image
 from test_imaging import png_header_only
 
 from captcha_ocr.app import App
+from captcha_ocr.events import LOGGED_CHARS
 
 SUCCESS_KEYS = {"ok", "text", "confidence", "chars", "model", "elapsedMs", "requestId"}
 
@@ -138,7 +139,10 @@ def test_unexpected_failures_are_500_without_details(app, captcha_png, monkeypat
 
 def test_logs_one_json_line_per_request_without_payload(app: App, captcha_png, caplog):
     encoded = b64(captcha_png)
-    events = [get_event(encoded), post_event(json.dumps({"base64Image": encoded})), get_event("@@" + encoded[:40])]
+    letters = "".join(filter(str.isalpha, encoded))
+    events = [get_event(encoded), post_event(json.dumps({"base64Image": encoded})), get_event("@@" + encoded[:40]),
+              get_event(encoded, path="/" + encoded), {"httpMethod": letters, "path": "/" + encoded},
+              {"httpMethod": "GET", "path": "/" + encoded, "requestContext": {"requestId": encoded}}]
     logger = logging.getLogger("captcha_ocr")
     saved = logger.level, logger.propagate
     logger.addHandler(caplog.handler)
@@ -152,8 +156,9 @@ def test_logs_one_json_line_per_request_without_payload(app: App, captcha_png, c
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
     lines = [json.loads(record.getMessage()) for record in caplog.records]
-    assert len(lines) == 3
-    assert [line["status"] for line in lines] == [200, 200, 400]
+    assert len(lines) == 6
+    assert [line["status"] for line in lines] == [200, 200, 400, 404, 400, 404]
+    assert all(len(str(value)) <= LOGGED_CHARS for line in lines for value in line.values())
     assert lines[0]["requestId"] == "r-1" and lines[0]["imageSize"] == "160x60" and lines[0]["payloadBytes"] > 0
     text = caplog.text
     assert encoded[:40] not in text and encoded[-40:] not in text

@@ -3,44 +3,17 @@
 from __future__ import annotations
 
 import base64
-import glob
-import importlib.util
+import importlib.metadata
 import json
-import os
 import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
-from conftest import MODEL_DIR, REPO
+from conftest import BUNDLE_PYTHON, REPO, build_bundle
 
 from captcha_ocr.evaluation import synthetic_samples
-
-TARGET_PYTHON = "3.10"
-spec = importlib.util.spec_from_file_location("build_bundle", REPO / "scripts" / "build_bundle.py")
-build_bundle = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(build_bundle)
-
-
-def find_python(version: str) -> str | None:
-    """A real interpreter of that version (pyenv shims refuse to run unselected versions)."""
-    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates = sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"), reverse=True)
-    candidates += [shutil.which(f"python{version}") or ""]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                               capture_output=True, text=True)
-        if probe.returncode == 0 and probe.stdout.strip() == version:
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("build")
-    return build_bundle.build(out, TARGET_PYTHON, "2.17", "3.4.19", MODEL_DIR)
 
 
 @pytest.mark.slow
@@ -54,12 +27,9 @@ def test_bundle_holds_only_what_the_function_needs(bundle):
 
 
 @pytest.mark.slow
-def test_bundle_runs_in_the_target_python(bundle, tmp_path):
-    python = find_python(TARGET_PYTHON)
-    if python is None:
-        pytest.skip(f"Python {TARGET_PYTHON} is not installed here; the bundle cannot be run under it")
-    zipfile.ZipFile(bundle).extractall(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
+def test_bundle_runs_in_the_target_python(unzipped_bundle):
+    root, python = unzipped_bundle
+    config = json.loads((root / "config.json").read_text())
     sample = synthetic_samples(1, 515, config["charset"], tuple(config["lengths"]))[0]
     program = (
         "import json, sys; sys.path.insert(0, '.'); import index; "
@@ -68,7 +38,7 @@ def test_bundle_runs_in_the_target_python(bundle, tmp_path):
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'tflite_runtime', 'ai_edge_litert'}))"
     )
     # -I -S: no user site, no environment variables, no site-packages: only what the bundle holds
-    result = subprocess.run([python, "-I", "-S", "-c", program], cwd=tmp_path, capture_output=True, text=True,
+    result = subprocess.run([python, "-I", "-S", "-c", program], cwd=root, capture_output=True, text=True,
                             input=base64.b64encode(sample.data).decode(), timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
@@ -80,7 +50,7 @@ def test_bundle_runs_in_the_target_python(bundle, tmp_path):
 def test_glibc_check_names_a_library_that_is_too_new(tmp_path):
     download = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--python-version",
-         TARGET_PYTHON, "--platform", "manylinux2014_x86_64", "-d", str(tmp_path), "tflite-runtime==2.14.0"],
+         BUNDLE_PYTHON, "--platform", "manylinux2014_x86_64", "-d", str(tmp_path), "tflite-runtime==2.14.0"],
         capture_output=True, text=True)
     assert download.returncode == 0, download.stderr
     zipfile.ZipFile(next(tmp_path.glob("*.whl"))).extractall(tmp_path / "unpacked")
@@ -94,9 +64,17 @@ def test_version_comparisons():
     old_enough = {"GLIBC_2.17", "GLIBC_2.2.5", "GLIBCXX_3.4.19", "GLIBC_PRIVATE"}
     assert build_bundle.too_new(old_enough, "2.17", "3.4.19") == []
     assert build_bundle.too_new({"GLIBC_2.18", "GLIBCXX_3.4.20"}, "2.17", "3.4.19") == ["GLIBCXX_3.4.20", "GLIBC_2.18"]
-    assert build_bundle.choose_interpreter("3.10", "2.17") == "ai-edge-litert"
-    assert build_bundle.choose_interpreter("3.10", "2.31") == "tflite-runtime"
-    assert build_bundle.choose_interpreter("3.12", "2.31") == "ai-edge-litert"
+
+
+
+def test_bundle_and_package_install_the_same_pinned_runtime():
+    pins = build_bundle.runtime_pins()
+    assert {pin.split("==")[0] for pin in pins} == {"ai-edge-litert", "numpy", "pillow"}
+    assert all("==" in pin for pin in pins)
+    installed = {name: importlib.metadata.version(name) for name in ("ai-edge-litert", "numpy", "pillow")}
+    assert sorted(f"{name}=={version}" for name, version in installed.items()) == sorted(pins)
+    alternative = build_bundle.runtime_pins("tflite-runtime")
+    assert "tflite-runtime==2.14.0" in alternative and not any("ai-edge-litert" in pin for pin in alternative)
 
 
 @pytest.mark.slow

@@ -1,9 +1,17 @@
+import importlib.util
 import itertools
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from conftest import MODEL_DIR, REPO, b64, build_bundle, get_event
 
+from captcha_ocr.config import ConfigError
 from captcha_ocr.runtime import (
+    RUNTIME_ENV,
     decode_logits,
     greedy_texts,
     import_interpreter,
@@ -61,7 +69,29 @@ def test_confidences_are_probabilities():
     assert sharp.confidence > 0.999
 
 
-def test_interpreter_comes_from_the_lightest_runtime():
+def test_interpreter_is_the_pinned_runtime(monkeypatch):
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
     _, info = import_interpreter()
-    assert info.package in ("tflite-runtime", "ai-edge-litert")
-    assert info.version != "unknown"
+    assert f"{info.package}=={info.version}" in build_bundle.runtime_pins()
+
+
+def test_an_unknown_runtime_name_is_a_config_error():
+    with pytest.raises(ConfigError, match="CAPTCHA_OCR_RUNTIME"):
+        import_interpreter("tflite")
+
+
+@pytest.mark.parametrize("package", ["ai-edge-litert", "tflite-runtime"])
+def test_each_supported_runtime_reads_the_same_captchas(package, fresh_captchas):
+    """tflite-runtime stays a tested alternative. A fresh process per runtime: tflite-runtime and
+    TensorFlow cannot share one (see evaluation.py)."""
+    if importlib.util.find_spec(package.replace("-", "_")) is None:
+        pytest.skip(f"{package} is not installed")
+    events = [get_event(b64(sample.data)) for sample in fresh_captchas[:10]]
+    program = ("import json, sys; import index; events = json.load(sys.stdin); "
+               "print(json.dumps([json.loads(index.main_handler(e, None)['body'])['text'] for e in events]))")
+    result = subprocess.run([sys.executable, "-c", program], input=json.dumps(events), capture_output=True, text=True,
+                            cwd=REPO, env={**os.environ, RUNTIME_ENV: package, "CAPTCHA_OCR_MODEL_DIR": str(MODEL_DIR)},
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f'"runtime":"{package}"' in result.stdout  # the cold-start log line names the runtime used
+    assert json.loads(result.stdout.splitlines()[-1]) == [sample.text for sample in fresh_captchas[:10]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -91,10 +92,66 @@ def test_serve_command_stops_cleanly(stop_signal):
         url = re.search(r"http://127\.0\.0\.1:\d+/", banner).group(0)
         status, _, _ = fetch(url + "health")
         assert status == 200
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        for request in (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",  # hangs up mid-body
+                        b"GET /demo HTTP/1.1\r\nHost: x\r\n\r\n"):  # hangs up before reading the reply
+            with socket.create_connection((host, int(port))) as connection:
+                connection.sendall(request)
+        assert fetch(url + "health")[0] == 200
         process.send_signal(stop_signal)
         assert process.wait(timeout=15) == 0
-        assert "stopping" in process.stdout.read()
+        output = process.stdout.read()
+        assert "stopping" in output and "Traceback" not in output and "Error" not in output
     finally:
         if process.poll() is None:
             process.kill()
             time.sleep(0.1)
+
+
+def raw_exchange(base_url: str, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send bytes as they are (no client library to tidy them) and read until the server closes."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+        connection.sendall(request)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \xc2\xb2\r\nConnection: close\r\n\r\nab", b"400"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\nConnection: close\r\n\r\nab", b"400"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", b"400"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\nConnection: close\r\n\r\n", b"413"),
+    (b"GET /health HTTP/1.0\r\n\r\n", b"200"),
+    (b"GET /health\r\n\r\n", b"200"),  # a request line with no headers at all gets its answer
+])
+def test_strict_http_parsing(base_url, request_bytes, status):
+    reply = raw_exchange(base_url, request_bytes)
+    assert reply.split(b" ", 2)[1] == status, reply[:200]
+
+
+@pytest.mark.slow
+def test_slow_clients_cost_no_threads_and_health_still_answers(base_url):
+    threads_before = threading.active_count()
+    host, port = base_url.removeprefix("http://").split(":")
+    slow = []
+    try:
+        for index in range(500):  # each holds a connection with half a request and sends no more
+            connection = socket.create_connection((host, int(port)), timeout=5)
+            connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" if index % 2
+                               else b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            slow.append(connection)
+        latencies = []
+        for _ in range(20):
+            started = time.perf_counter()
+            status, _, _ = fetch(base_url + "/health")
+            latencies.append(time.perf_counter() - started)
+            assert status == 200
+        assert threading.active_count() <= threads_before + 1  # no thread per connection
+        assert sorted(latencies)[len(latencies) // 2] < 0.1, latencies
+    finally:
+        for connection in slow:
+            connection.close()

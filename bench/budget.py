@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""The request budget, measured where it matters: the SCF bundle under Python 3.10, `-I -S`.
+
+    python bench/budget.py                      # build the bundle, run every hostile class, print a table
+    python bench/budget.py --bundle build/scf-python3.10 --only jpeg
+
+Each hostile request (tests/hostile.py) runs in a fresh process, as a cold SCF instance would: the
+process imports `index` (cold start), reads the event, then its peak-RSS mark is reset so that the
+peak measured is the request's own (`VmHWM` after the call) and the idle figure is what the process
+held before it. Writes bench/results/budget.json; the README's budget table comes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests")]
+
+import build_bundle  # noqa: E402
+
+BUDGET_PEAK_MB = 100.0  # of the function's 128 MB: the rest is margin
+BUDGET_SECONDS = 2.0  # per request on a 2-core machine, of the function's 10 s
+
+# Runs inside the unzipped bundle. The event arrives on stdin, as SCF hands the runtime its event.
+_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, ".")
+
+def memory():
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+import index
+event = json.loads(sys.stdin.buffer.read())
+idle_mb, _ = memory()
+with open("/proc/self/clear_refs", "w") as marks:
+    marks.write("5")  # reset VmHWM: from here on the peak is this request's
+started = time.perf_counter()
+reply = index.main_handler(event, {"request_id": "budget"})
+elapsed = time.perf_counter() - started
+_, peak_mb = memory()
+sys.stdout.write("\n" + json.dumps({"reply": reply, "idle_mb": idle_mb, "peak_mb": peak_mb, "seconds": elapsed}))
+"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    status: int
+    code: str | None
+    text: str | None
+    idle_mb: float
+    peak_mb: float
+    seconds: float
+    log_lines: tuple[str, ...]
+
+    @property
+    def above_idle_mb(self) -> float:
+        return self.peak_mb - self.idle_mb
+
+
+def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float = 60) -> Measurement:
+    """One request in a fresh `python -I -S` process inside the unzipped bundle."""
+    result = subprocess.run([python, "-I", "-S", "-c", _CHILD], cwd=bundle_dir, input=json.dumps(event).encode(),
+                            capture_output=True, timeout=timeout, env={"PATH": "/usr/bin:/bin"})
+    if result.returncode != 0:
+        raise RuntimeError(f"bundle process failed ({result.returncode}): {result.stderr.decode()[-2000:]}")
+    *logs, last = result.stdout.decode().rstrip("\n").split("\n")
+    report = json.loads(last)
+    body = json.loads(report["reply"]["body"] or "{}")
+    return Measurement(
+        status=report["reply"]["statusCode"], code=(body.get("error") or {}).get("code"), text=body.get("text"),
+        idle_mb=round(report["idle_mb"], 1), peak_mb=round(report["peak_mb"], 1),
+        seconds=round(report["seconds"], 3), log_lines=tuple(line for line in logs if line),
+    )
+
+
+def unzipped_bundle(out: Path) -> Path:
+    """Build the bundle (wheels for Python 3.10, glibc-checked) and unzip it next to the archive."""
+    import zipfile
+
+    archive = build_bundle.build(out, "3.10", "2.17", "3.4.19", REPO)
+    target = out / "unzipped"
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    zipfile.ZipFile(archive).extractall(target)
+    return target
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, help="an unzipped bundle (default: build one under build/budget)")
+    parser.add_argument("--only", help="run the classes whose name contains this")
+    args = parser.parse_args()
+    python = build_bundle.find_python("3.10")
+    if python is None:
+        print("Python 3.10 is not installed: the bundle cannot be run", file=sys.stderr)
+        return 2
+    bundle_dir = args.bundle or unzipped_bundle(REPO / "build" / "budget")
+
+    from conftest import MODEL_DIR  # noqa: F401  (sets up the same paths the tests use)
+    from hostile import cases
+
+    from captcha_ocr.evaluation import synthetic_samples
+
+    config = json.loads((bundle_dir / "config.json").read_text())
+    sample = synthetic_samples(1, 424_242, config["charset"], tuple(config["lengths"]))[0]
+    rows = []
+    print(f"{'class':<52} {'status':>6} {'code':<18} {'peak MB':>8} {'+idle MB':>8} {'seconds':>8}  ok")
+    for case in cases(sample.data, sample.text):
+        if args.only and args.only not in case.name:
+            continue
+        measured = run_in_bundle(bundle_dir, python, case.event)
+        right = (measured.status, measured.code) == (case.status, case.code) and (
+            case.text is None or measured.text == case.text)
+        within = measured.peak_mb <= BUDGET_PEAK_MB and measured.seconds <= BUDGET_SECONDS
+        rows.append({"class": case.name, **{k: v for k, v in asdict(measured).items() if k != "log_lines"},
+                     "expected": [case.status, case.code], "right": right, "within_budget": within})
+        print(f"{case.name[:52]:<52} {measured.status:>6} {str(measured.code):<18} {measured.peak_mb:>8.1f} "
+              f"{measured.above_idle_mb:>8.1f} {measured.seconds:>8.3f}  {'ok' if right and within else 'FAIL'}",
+              flush=True)
+    worst = max(rows, key=lambda r: r["peak_mb"]), max(rows, key=lambda r: r["seconds"])
+    print(f"\n{len(rows)} classes; worst peak {worst[0]['peak_mb']} MB ({worst[0]['class']}), "
+          f"slowest {worst[1]['seconds']} s ({worst[1]['class']}); idle {rows[0]['idle_mb']} MB")
+    if not args.only:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "budget.json").write_text(json.dumps(rows, indent=1) + "\n")
+    return 0 if all(r["right"] and r["within_budget"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""What one image may cost, judged from its container before a single pixel is decoded.
+
+Pillow parses metadata when it opens a file: every EXIF tag's data, MPF indexes, ICC profiles,
+compressed PNG text. On bytes from the internet that parsing is itself the attack (a 68 KB JPEG
+whose MPF index declares thousands of entries cost gigabytes). So JPEG and PNG are walked here
+first, with bounded loops over their markers and chunks: the declared size is checked, work that
+cannot fit is refused (too many scans or segments), data too short for its declared size is
+refused as corrupt, the EXIF orientation is read by a parser that looks at one tag, and the file
+Pillow sees holds only what decoding needs. GIF, BMP and WebP carry nothing Pillow parses at open
+beyond their headers, but Pillow's WebP reader allocates its canvases when it opens a file, so the
+size of every format is read here from its header and judged before Pillow sees the bytes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import struct
+import zlib
+from typing import NamedTuple
+
+from captcha_ocr.config import Limits
+from captcha_ocr.errors import ImageTooComplex, ImageTooLarge, UnsupportedImage
+
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ORIENTATION_TAG = 0x0112
+_NEXT_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")  # skips stuffed 0xFF00 and restart markers
+_MARKER_AT = re.compile(rb"\xff+([^\xff])")
+_SOF = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
+_ARITHMETIC_SOF = {*range(0xC9, 0xCC), *range(0xCD, 0xD0)}
+_PROGRESSIVE_SOF = {0xC2, 0xC6}
+_TABLES = {0xC4, 0xCC, 0xDB, 0xDD}  # DHT, DAC, DQT, DRI: all decoding needs besides SOF and SOS
+_PNG_KEPT = {b"IHDR", b"PLTE", b"tRNS"}
+
+
+class Screened(NamedTuple):
+    data: bytes  # what the decoder may see
+    size: tuple[int, int]  # (width, height) as the header declares it, already checked against the limits
+    orientation: int = 1  # EXIF orientation 1-8 (1: as stored)
+
+
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+MMAP_THRESHOLD_BYTES = 1 << 20
+
+
+def return_freed_buffers_to_the_os() -> bool:
+    """Fix glibc's mmap threshold at 1 MB, once per process (cold start).
+
+    By default glibc raises the threshold each time a large buffer is freed, so the next image's
+    buffers come from the heap and stay there: a batch's peak then grows image by image (measured
+    on the bundle: 95 MB for four images at the limit against 85 MB for one). With the threshold
+    fixed, every decoded image goes back to the system when it is freed. False where libc has no
+    mallopt (not glibc).
+    """
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
+def check_size(width: int, height: int, limits: Limits) -> None:
+    """The declared size against the limits; called before any pixel is decoded."""
+    if width < 1 or height < 1:
+        raise UnsupportedImage("image has no pixels")
+    if width * height > limits.max_pixels:
+        raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}")
+    if max(width, height) > limits.max_side:
+        raise ImageTooLarge(f"image is {width}x{height}; no side may be over {limits.max_side} pixels")
+
+
+def screen(data: bytes, limits: Limits) -> Screened:
+    """JPEG and PNG walked, checked and stripped to what decoding needs; the other formats' sizes read
+    from their headers. Bytes of no served format pass through for Pillow to refuse."""
+    if data.startswith(JPEG_SIGNATURE):
+        return _screen_jpeg(data, limits)
+    if data.startswith(PNG_SIGNATURE):
+        return _screen_png(data, limits)
+    try:
+        size = _header_size(data)
+    except struct.error as exc:
+        raise UnsupportedImage("image header is truncated") from exc
+    if size is not None:
+        check_size(*size, limits)
+    return Screened(data, size or (0, 0))
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a GIF, BMP or WebP header; None for anything else."""
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return struct.unpack_from("<HH", data, 6)  # the logical screen, which Pillow allocates
+    if data[:2] == b"BM":
+        if int.from_bytes(data[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
+            return struct.unpack_from("<HH", data, 18)
+        width, height = struct.unpack_from("<ii", data, 18)
+        return abs(width), abs(height)  # a negative height means top-down rows
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        chunk = data[12:16]
+        if chunk == b"VP8X":
+            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+        if chunk == b"VP8L":
+            (bits,) = struct.unpack_from("<I", data, 21)
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8 ":
+            width, height = struct.unpack_from("<HH", data, 26)
+            return width & 0x3FFF, height & 0x3FFF
+    return None
+
+
+def exif_orientation(tiff: bytes) -> int:
+    """The Orientation tag of IFD0 in a TIFF-structured EXIF block; 1 when absent or malformed.
+
+    Reads one directory and one tag, never a tag's data elsewhere: bounded by the block's length.
+    """
+    if tiff.startswith(b"Exif\x00\x00"):
+        tiff = tiff[6:]
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    (directory,) = struct.unpack_from(order + "I", tiff, 4)
+    if directory + 2 > len(tiff):
+        return 1
+    (count,) = struct.unpack_from(order + "H", tiff, directory)
+    for entry in range(min(count, (len(tiff) - directory - 2) // 12)):
+        offset = directory + 2 + 12 * entry
+        tag, kind = struct.unpack_from(order + "HH", tiff, offset)
+        if tag == ORIENTATION_TAG:
+            (value,) = struct.unpack_from(order + "H", tiff, offset + 8)
+            return value if kind == 3 and 1 <= value <= 8 else 1
+    return 1
+
+
+# -- JPEG -------------------------------------------------------------------------------------
+class _Frame(NamedTuple):
+    size: tuple[int, int]
+    blocks: int  # 8x8 blocks over all components
+    min_bits_per_block: int  # Huffman codes are 1 bit or more: a sequential block codes its DC and at least
+    # one AC symbol (EOB), a progressive one at least its DC; arithmetic coding has no such floor (0)
+
+
+def _parse_frame(marker: int, payload: bytes, limits: Limits) -> _Frame:
+    if len(payload) < 6:
+        raise UnsupportedImage("JPEG frame header is truncated")
+    height, width, count = struct.unpack_from(">HHB", payload, 1)
+    check_size(width, height, limits)
+    components = [payload[6 + 3 * i + 1] for i in range(count) if 6 + 3 * i + 2 < len(payload)]
+    if not components or len(components) != count:
+        raise UnsupportedImage("JPEG frame header is corrupt")
+    sampling = [(c >> 4, c & 15) for c in components]
+    h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
+    if not h_max or not v_max:
+        raise UnsupportedImage("JPEG frame header is corrupt")
+    blocks = sum(_ceil_div(_ceil_div(width * h, h_max), 8) * _ceil_div(_ceil_div(height * v, v_max), 8)
+                 for h, v in sampling)
+    floor = 0 if marker in _ARITHMETIC_SOF else 1 if marker in _PROGRESSIVE_SOF else 2
+    return _Frame((width, height), blocks, floor)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _screen_jpeg(data: bytes, limits: Limits) -> Screened:
+    kept, orientation, frame = [data[:2]], 1, None
+    position, segments, scans, entropy_bytes = 2, 0, 0, 0
+    while True:
+        found = _MARKER_AT.match(data, position)
+        if found is None:
+            raise UnsupportedImage("JPEG is truncated or corrupt (no marker where one must be)")
+        marker, position = found.group(1)[0], found.start(1) - 1
+        if marker == 0xD9:  # end of image; whatever follows (MPO's other images, junk) is dropped
+            break
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        end = position + 2 + length
+        if length < 2 or end > len(data):
+            raise UnsupportedImage("JPEG is truncated")
+        segments += 1
+        if segments > limits.max_jpeg_segments:
+            raise ImageTooComplex(f"JPEG has more than {limits.max_jpeg_segments} marker segments")
+        payload = data[position + 4:end]
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:  # APPn and comments: metadata, not pixels
+            if marker == 0xE1 and payload.startswith(b"Exif\x00\x00"):
+                orientation = exif_orientation(payload)
+            elif marker == 0xEE and payload.startswith(b"Adobe"):  # colour transform of CMYK/YCCK files
+                kept.append(data[position:end])
+            position = end
+            continue
+        if marker in _SOF:
+            if frame is not None:
+                raise UnsupportedImage("JPEG declares more than one frame")
+            frame = _parse_frame(marker, payload, limits)
+        elif marker != 0xDA and marker not in _TABLES:
+            raise UnsupportedImage(f"JPEG is corrupt (unexpected marker 0xFF{marker:02X})")
+        kept.append(data[position:end])
+        position = end
+        if marker == 0xDA:
+            if frame is None:
+                raise UnsupportedImage("JPEG scan before its frame header")
+            scans += 1
+            if scans > limits.max_jpeg_scans:
+                raise ImageTooComplex(f"JPEG has more than {limits.max_jpeg_scans} scans")
+            next_marker = _NEXT_MARKER.search(data, position)
+            if next_marker is None:
+                raise UnsupportedImage("JPEG is truncated (no end of image)")
+            entropy_bytes += next_marker.start() - position
+            kept.append(data[position:next_marker.start()])
+            position = next_marker.start()
+    if frame is None or scans == 0:
+        raise UnsupportedImage("JPEG has no image data")
+    if entropy_bytes * 8 < frame.blocks * frame.min_bits_per_block:
+        raise UnsupportedImage("JPEG data is too short for its declared size: truncated or corrupt")
+    kept.append(b"\xff\xd9")
+    return Screened(b"".join(kept), frame.size, orientation)
+
+
+# -- PNG --------------------------------------------------------------------------------------
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
+
+
+def _screen_png(data: bytes, limits: Limits) -> Screened:
+    kept, image_data, orientation, size = [PNG_SIGNATURE], [], 1, (0, 0)
+    position = len(PNG_SIGNATURE)
+    while True:
+        if position + 12 > len(data):
+            raise UnsupportedImage("PNG is truncated")
+        length, kind = struct.unpack_from(">I4s", data, position)
+        end = position + 12 + length
+        if end > len(data):
+            raise UnsupportedImage("PNG is truncated")
+        body = data[position + 8:end - 4]
+        if zlib.crc32(body, zlib.crc32(kind)) != int.from_bytes(data[end - 4:end], "big"):
+            raise UnsupportedImage(f"PNG chunk {kind!r} is corrupt (CRC mismatch)")
+        if position == len(PNG_SIGNATURE):
+            if kind != b"IHDR" or length != 13:
+                raise UnsupportedImage("PNG does not start with its header chunk")
+            size = struct.unpack_from(">II", body)
+            check_size(*size, limits)
+        if kind in _PNG_KEPT and not image_data:
+            kept.append(data[position:end])
+        elif kind == b"IDAT":
+            image_data.append(body)
+        elif kind == b"eXIf":
+            orientation = exif_orientation(body)
+        elif kind == b"IEND":
+            break
+        position = end
+    if not image_data:
+        raise UnsupportedImage("PNG has no image data")
+    # one IDAT chunk however many the file had (animation chunks and text are left out)
+    data = b"".join(kept) + _chunk(b"IDAT", b"".join(image_data)) + _chunk(b"IEND", b"")
+    return Screened(data, size, orientation)

@@ -1,0 +1,348 @@
+"""A corpus of hostile requests, generated in code: what an attacker on the public internet sends.
+
+Each case is an SCF event with the answer it must get (status, code, and for a 200 the text when
+it is known). The budget test runs every case against the SCF bundle under Python 3.10, one fresh
+process per case, and checks peak memory and wall time too; bench/budget.py prints the same corpus
+as a table for the README.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from conftest import b64, encode, get_event, post_event
+from PIL import Image
+
+from captcha_ocr.config import Limits
+
+MAX_SIDE = math.isqrt(Limits().max_pixels)  # a square this large is inside the limits: it must fit the budget
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    event: object
+    status: int
+    code: str | None = None  # the error code, or None for a 200
+    text: str | None = None  # for a 200 whose reading is known
+
+
+# -- JPEG surgery -------------------------------------------------------------------------------
+def segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+
+def jpeg_segments(data: bytes) -> list[bytes]:
+    """Split a baseline/progressive JPEG into SOI, its marker segments (each scan with its data), EOI."""
+    parts, position = [data[:2]], 2
+    while position < len(data):
+        marker = data[position + 1]
+        if marker == 0xD9:
+            parts.append(data[position:])
+            break
+        length = struct.unpack(">H", data[position + 2:position + 4])[0]
+        end = position + 2 + length
+        if marker == 0xDA:  # the scan's entropy-coded data runs to the next marker that is not RST or stuffing
+            while not (data[end] == 0xFF and data[end + 1] not in (0x00, *range(0xD0, 0xD8))):
+                end += 1
+        parts.append(data[position:end])
+        position = end
+    return parts
+
+
+def without_app_segments(jpeg: bytes) -> list[bytes]:
+    return [part for part in jpeg_segments(jpeg) if not 0xE0 <= part[1] <= 0xEF]
+
+
+def with_segments(jpeg: bytes, *extra: bytes) -> bytes:
+    parts = without_app_segments(jpeg)
+    return parts[0] + b"".join(extra) + b"".join(parts[1:])
+
+
+def tiff_ifd(entries: list[tuple[int, int, int, bytes]], little: bool = False) -> bytes:
+    """A TIFF header and one IFD: (tag, type, count, 4-byte value or offset)."""
+    order = "<" if little else ">"
+    head = (b"II*\x00" if little else b"MM\x00*") + struct.pack(order + "I", 8)
+    body = struct.pack(order + "H", len(entries))
+    for tag, kind, count, value in entries:
+        body += struct.pack(order + "HHI", tag, kind, count) + value
+    return head + body + b"\x00\x00\x00\x00"
+
+
+def exif_orientation_app1(orientation: int) -> bytes:
+    return segment(0xE1, b"Exif\x00\x00" + tiff_ifd([(0x0112, 3, 1, struct.pack(">HH", orientation, 0))]))
+
+
+def exif_bomb_app1(tags: int = 5400) -> bytes:
+    """Every tag claims 60,000 bytes at offset 8: a parser that reads each one reads 324 MB."""
+    entries = [(0x1000 + i, 7, 60_000, struct.pack(">I", 8)) for i in range(tags)]
+    return segment(0xE1, b"Exif\x00\x00" + tiff_ifd(entries))
+
+
+def mpf_bomb_app2(tags: int = 2000) -> bytes:
+    """An MPF index of thousands of entries, each claiming 8,000 rationals at offset 8: a parser that
+    reads them all makes millions of Python objects."""
+    entries = [(0xB000, 7, 4, b"0100"), (0xB001, 4, 1, struct.pack(">I", 2))]
+    entries += [(0xB100 + i, 5, 8_000, struct.pack(">I", 8)) for i in range(tags)]
+    return segment(0xE2, b"MPF\x00" + tiff_ifd(entries))
+
+
+def blotches(side: int, seed: int = 1) -> Image.Image:
+    """A large RGB image that still compresses well: coarse noise, enlarged."""
+    noise = np.random.default_rng(seed).integers(0, 255, (side // 16, side // 16, 3), dtype=np.uint8)
+    return Image.fromarray(noise).resize((side, side))
+
+
+def repeated_scan_jpeg(side: int = MAX_SIDE, target_bytes: int = 1_990_000) -> bytes:
+    """A progressive JPEG whose last, tiny refinement scan is repeated until the file is ~2 MB."""
+    parts = jpeg_segments(encode(blotches(side), "JPEG", progressive=True, quality=60))
+    scans = [part for part in parts if part[1] == 0xDA]
+    tiny = min(scans, key=len)
+    body = b"".join(parts[:-1])
+    repeats = max(0, (target_bytes - len(body)) // len(tiny))
+    return body + tiny * repeats + parts[-1]
+
+
+def jpeg_with_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The same JPEG with another size in its frame header (SOFn)."""
+    parts = jpeg_segments(jpeg)
+    for index, part in enumerate(parts):
+        if 0xC0 <= part[1] <= 0xCF and part[1] not in (0xC4, 0xC8, 0xCC):
+            parts[index] = part[:5] + struct.pack(">HH", height, width) + part[9:]
+    return b"".join(parts)
+
+
+def corrupt_jpeg(side: int = 1500) -> bytes:
+    """A valid header of a large image followed by a little garbage entropy-coded data."""
+    header = b"".join(part for part in jpeg_segments(encode(Image.new("L", (side, side), 200), "JPEG"))
+                      if part[1] != 0xD9 and part[1] != 0xDA)
+    sos = next(part for part in jpeg_segments(encode(Image.new("L", (8, 8)), "JPEG")) if part[1] == 0xDA)
+    scan_header = sos[:4 + struct.unpack(">H", sos[2:4])[0] - 2]
+    return header + scan_header + bytes(range(256)) * 16 + b"\xff\xd9"
+
+
+# -- PNG surgery --------------------------------------------------------------------------------
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_chunks(png: bytes, *chunks: bytes) -> bytes:
+    """Insert chunks right after IHDR."""
+    ihdr_end = 8 + 12 + 13
+    return png[:ihdr_end] + b"".join(chunks) + png[ihdr_end:]
+
+
+def ztxt_bomb_png(side: int = MAX_SIDE, megabytes: int = 63) -> bytes:
+    text = zlib.compress(b"\x00" * 1_000_000, 9)
+    chunks = [png_chunk(b"zTXt", b"k%d\x00\x00" % i + text) for i in range(megabytes)]
+    return png_with_chunks(encode(Image.new("P", (side, side), 3)), *chunks)
+
+
+def iccp_bomb_png() -> bytes:
+    return png_with_chunks(encode(Image.new("RGB", (160, 60), "white")),
+                           png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(b"\x00" * 50_000_000, 9)))
+
+
+def png_header_only(width: int, height: int, mode_byte: int = 2) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, mode_byte, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"")) + png_chunk(
+        b"IEND", b"")
+
+
+def many_text_chunks_png(count: int = 100_000) -> bytes:
+    return png_with_chunks(encode(Image.new("L", (160, 60), 255)), *[png_chunk(b"tEXt", b"k\x00v")] * count)
+
+
+def apng_many_frames(frames: int = 500) -> bytes:
+    images = [Image.new("RGB", (400, 400), (i % 256, 0, 0)) for i in range(frames)]
+    return encode(images[0], "PNG", save_all=True, append_images=images[1:])
+
+
+# -- other formats ------------------------------------------------------------------------------
+def gif_with_big_screen() -> bytes:
+    """A GIF whose logical screen is 30000x30000 around an 8x8 frame."""
+    gif = bytearray(encode(Image.new("P", (8, 8), 1), "GIF"))
+    gif[6:10] = struct.pack("<HH", 30_000, 30_000)
+    return bytes(gif)
+
+
+def bmp_rle_bomb() -> bytes:
+    """An 8-bit RLE BMP: a few bytes that expand to the largest square allowed."""
+    width = height = MAX_SIDE
+    rows = (b"\xff\x01" * (width // 255) + bytes([width % 255, 1]) + b"\x00\x00") * height + b"\x00\x01"
+    palette = b"".join(bytes([i, i, i, 0]) for i in range(256))
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette + rows
+
+
+def webp_lossless_rgba(side: int = MAX_SIDE) -> bytes:
+    return encode(Image.new("RGBA", (side, side), (10, 20, 30, 128)), "WEBP", lossless=True)
+
+
+def webp_animated(frames: int = 200) -> bytes:
+    images = [Image.new("RGB", (500, 500), (i % 256, 0, 0)) for i in range(frames)]
+    return encode(images[0], "WEBP", save_all=True, append_images=images[1:], lossless=True)
+
+
+def sixteen_bit_rgba_png(side: int = MAX_SIDE) -> bytes:
+    """The most expensive PNG mode Pillow keeps: 16-bit RGBA is read as RGBA, 16-bit gray as I;16."""
+    raw = b"".join(b"\x00" + b"\x12\x34" * 4 * side for _ in range(side))
+    ihdr = struct.pack(">IIBBBBB", side, side, 16, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw, 9)) + png_chunk(
+        b"IEND", b"")
+
+
+def rotated_captcha_jpeg(captcha_png: bytes, orientation: int) -> bytes:
+    """The captcha stored turned, with the EXIF orientation that tells a viewer how to turn it back."""
+    image = Image.open(io.BytesIO(captcha_png)).convert("RGB")
+    stored = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    return with_segments(encode(image.transpose(stored), "JPEG", quality=95), exif_orientation_app1(orientation))
+
+
+CLASS_COUNT = 71  # the tests are parametrized by index: this says how many there are
+
+
+def cases(captcha_png: bytes, captcha_text: str) -> list[Case]:
+    """Every hostile class, built from one real captcha (PNG bytes and its text)."""
+    return [case() for case in _builders(captcha_png, captcha_text)]
+
+
+def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
+    good = b64(captcha_png)
+    jpeg = encode(Image.open(io.BytesIO(captcha_png)).convert("RGB"), "JPEG", quality=95)
+    big_rgb = np.asarray(blotches(MAX_SIDE))
+    image_path = "/" + good
+    return [
+        # -- from the attack report ---------------------------------------------------------
+        lambda: Case("jpeg mpf bomb", get_event(b64(with_segments(jpeg, mpf_bomb_app2()))), 200, None, text),
+        lambda: Case("jpeg exif bomb", get_event(b64(with_segments(jpeg, exif_bomb_app1()))), 200, None, text),
+        lambda: Case("progressive jpeg repeating a scan", get_event(b64(repeated_scan_jpeg())), 413,
+                     "ImageTooComplex"),
+        lambda: Case("1x4000000 png", get_event(b64(encode(Image.new("RGB", (1, 4_000_000), "white")))), 413,
+                     "ImageTooLarge"),
+        lambda: Case("largest allowed lossless rgba webp", get_event(b64(webp_lossless_rgba())), 200),
+        lambda: Case("2000x2000 lossless rgba webp", get_event(b64(webp_lossless_rgba(2000))), 413, "ImageTooLarge"),
+        lambda: Case("palette png with 63 MB of ztxt", get_event(b64(ztxt_bomb_png())), 200),
+        lambda: Case("batch of 16 ztxt pngs", post_event(json.dumps({"images": [b64(ztxt_bomb_png())] * 16})), 413,
+                     "BatchTooLarge"),
+        lambda: Case("2.8 million percent signs", get_event("%" * 2_799_000), 400, "InvalidBase64"),
+        lambda: Case("data url of 2.8 million semicolons", get_event("data:" + ";" * 2_799_000), 400,
+                     "InvalidBase64"),
+        lambda: Case("json number of 5000 digits", post_event('{"base64Image": ' + "9" * 5000 + "}"), 400,
+                     "InvalidJson"),
+        lambda: Case("form body with 70 fields", post_event("&".join(f"f{i}=1" for i in range(70)),
+                                                           "application/x-www-form-urlencoded"), 400, "InvalidRequest"),
+        lambda: Case("path made of an image's base64", get_event(path=image_path), 404, "NotFound"),
+        lambda: Case("method made of letters of an image's base64",
+                     {"httpMethod": "".join(filter(str.isalpha, good)), "path": "/"}, 400, "InvalidRequest"),
+        lambda: Case("jpeg upside down with exif orientation 3",
+                     get_event(b64(rotated_captcha_jpeg(captcha_png, 3))), 200, None, text),
+        lambda: Case("jpeg turned with exif orientation 6",
+                     get_event(b64(rotated_captcha_jpeg(captcha_png, 6))), 200, None, text),
+        lambda: Case("corrupt jpeg claiming 1500x1500", get_event(b64(corrupt_jpeg())), 415, "UnsupportedImage"),
+        lambda: Case("captcha jpeg patched to claim 1500x1500", get_event(b64(jpeg_with_size(jpeg, 1500, 1500))), 415,
+                     "UnsupportedImage"),
+        lambda: Case("repeated form field", post_event(f"base64Image={good}&base64Image={good}",
+                                                       "application/x-www-form-urlencoded"), 400, "InvalidRequest"),
+        lambda: Case("prefix cut only at a slash", get_event(good, path="/releasehealth",
+                                                             requestContext={"path": "/release"}), 404, "NotFound"),
+        # -- more of the same family --------------------------------------------------------
+        lambda: Case("jpeg with 30 icc profile chunks of 65 kB", get_event(b64(with_segments(
+            jpeg, *[segment(0xE2, b"ICC_PROFILE\x00" + bytes([i + 1, 200]) + b"\x00" * 65_000) for i in range(30)]))),
+            200, None, text),
+        lambda: Case("jpeg with 900 comment segments", get_event(b64(with_segments(
+            jpeg, *[segment(0xFE, b"x" * 2000)] * 900))), 200, None, text),
+        lambda: Case("jpeg exif bomb, little-endian", get_event(b64(with_segments(jpeg, segment(
+            0xE1, b"Exif\x00\x00" + tiff_ifd([(0x9000, 7, 60_000, struct.pack("<I", 8))] * 5000, little=True))))),
+            200, None, text),
+        lambda: Case("exif orientation out of range", get_event(b64(with_segments(jpeg, exif_orientation_app1(77)))),
+                     200, None, text),
+        lambda: Case("truncated exif segment", get_event(b64(with_segments(jpeg, segment(0xE1, b"Exif\x00\x00MM")))),
+                     200, None, text),
+        lambda: Case("largest allowed progressive cmyk jpeg", get_event(b64(encode(
+            Image.fromarray(big_rgb).convert("CMYK"), "JPEG", progressive=True, quality=90))), 200),
+        lambda: Case("largest allowed noisy baseline jpeg", get_event(b64(encode(Image.fromarray(big_rgb), "JPEG",
+                                                                           quality=30))), 200),
+        lambda: Case("jpeg claiming 30000x30000", get_event(b64(jpeg_with_size(jpeg, 30_000, 30_000))), 413,
+                     "ImageTooLarge"),
+        lambda: Case("png with 100000 text chunks", get_event(b64(many_text_chunks_png())), 200),
+        lambda: Case("png with a 50 MB iccp profile", get_event(b64(iccp_bomb_png())), 200),
+        lambda: Case("largest allowed 16-bit rgba png", get_event(b64(sixteen_bit_rgba_png())), 200),
+        lambda: Case("largest allowed 16-bit gray png", get_event(b64(encode(Image.fromarray(
+            big_rgb[..., 0].astype(np.uint16) * 257)))), 200),
+        lambda: Case("largest allowed 1-bit png", get_event(b64(encode(Image.fromarray(big_rgb[..., 0]).convert("1")))),
+                     200),
+        lambda: Case("largest allowed la png", get_event(b64(encode(Image.fromarray(big_rgb[..., :2].copy()).convert(
+            "L").convert("LA")))), 200),
+        lambda: Case("4000000x1 png", get_event(b64(encode(Image.new("L", (4_000_000, 1), 0)))), 413,
+                     "ImageTooLarge"),
+        lambda: Case("8000x500 png, far too long for the model", get_event(b64(encode(Image.new("L", (8000, 500))))),
+                     413, "ImageTooLarge"),
+        lambda: Case("apng with 500 frames", get_event(b64(apng_many_frames())), 200),
+        lambda: Case("webp with 200 frames", get_event(b64(webp_animated())), 200),
+        lambda: Case("largest allowed lossy webp", get_event(b64(encode(Image.fromarray(big_rgb), "WEBP", quality=50))),
+                     200),
+        lambda: Case("gif with a 30000x30000 screen", get_event(b64(gif_with_big_screen())), 413, "ImageTooLarge"),
+        lambda: Case("gif with 1000 frames", get_event(b64(encode(Image.new("P", (300, 300)), "GIF", save_all=True,
+                     append_images=[Image.new("P", (300, 300), i % 200) for i in range(999)]))), 200),
+        lambda: Case("rle bmp expanding to the largest allowed", get_event(b64(bmp_rle_bomb())), 200),
+        lambda: Case("largest 32-bit bmp", get_event(b64(encode(Image.fromarray(big_rgb).convert("RGBA"), "BMP"))),
+                     413, "PayloadTooLarge"),
+        lambda: Case("tiff, a format not served", get_event(b64(encode(Image.new("RGB", (160, 60)), "TIFF"))), 415,
+                     "UnsupportedImage"),
+        lambda: Case("svg", get_event(b64(b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>')), 415,
+                     "UnsupportedImage"),
+        lambda: Case("png bomb header 65535x65535", get_event(b64(png_header_only(65_535, 65_535))), 413,
+                     "ImageTooLarge"),
+        # -- base64 and JSON shapes -----------------------------------------------------------
+        lambda: Case("2.8 million newlines", get_event("A" + "\n" * 2_799_000), 400, "InvalidBase64"),
+        lambda: Case("2.8 million equals signs", get_event("=" * 2_799_000), 400, "InvalidBase64"),
+        lambda: Case("percent escapes of every character", get_event("".join(f"%{ord(c):02X}" for c in good)), 200,
+                     None, text),
+        lambda: Case("data url with a 100 kB media type", get_event("data:" + "a" * 100_000 + ";base64," + good),
+                     400, "InvalidBase64"),
+        lambda: Case("json body of a million empty objects", post_event("[" + ",".join(["{}"] * 1_000_000) + "]"),
+                     400, "InvalidJson"),
+        lambda: Case("json body of a million short strings", post_event(
+            '{"images": [' + ",".join(['"ab"'] * 800_000) + "]}"), 400, "InvalidJson"),
+        lambda: Case("json body nested 100000 deep", post_event('{"a":' * 100_000 + "1" + "}" * 100_000), 400,
+                     "InvalidJson"),
+        lambda: Case("json float of 5000 digits", post_event('{"x": 0.' + "1" * 5000 + ', "base64Image": "' + good
+                                                             + '"}'), 200, None, text),
+        lambda: Case("json with a 5 MB key", post_event('{"' + "k" * 5_000_000 + '": 1}'), 400, "MissingImage"),
+        lambda: Case("json base64Image of 2.8 million percent signs",
+                     post_event(json.dumps({"base64Image": "%" * 2_799_000})), 400, "InvalidBase64"),
+        lambda: Case("batch of non-strings", post_event(json.dumps({"images": [1, None, {"a": 1}, [2]]})), 200),
+        lambda: Case("batch of 16 images at the pixel limit", post_event(json.dumps(
+            {"images": [b64(webp_lossless_rgba())] * 16})), 413, "BatchTooLarge"),
+        lambda: Case("batch at the batch pixel limit", post_event(json.dumps(
+            {"images": [b64(webp_lossless_rgba())] * (Limits().max_batch_pixels // MAX_SIDE ** 2)})), 200),
+        lambda: Case("form body of 5 MB of ampersands", post_event("&" * 5_000_000,
+                                                                    "application/x-www-form-urlencoded"), 400,
+                     "InvalidRequest"),
+        lambda: Case("isBase64Encoded body of 6 MB", post_event(b64(b"\x00" * 4_400_000), "image/png",
+                                                                isBase64Encoded=True), 413, "PayloadTooLarge"),
+        lambda: Case("raw image body that is a bomb", post_event(b64(png_header_only(50_000, 50_000)), "image/png",
+                                                                 isBase64Encoded=True), 413, "ImageTooLarge"),
+        lambda: Case("content type of 1 MB", post_event(good, "x" * 1_000_000), 415, "UnsupportedMediaType"),
+        lambda: Case("header names of 1 MB", {**get_event(good), "headers": {"x" * 1_000_000: "y"}}, 200, None, text),
+        lambda: Case("5000 query parameters", get_event(None, queryString={f"p{i}": "1" for i in range(5000)}), 400,
+                     "MissingImage"),
+        lambda: Case("path of 1 MB", get_event(good, path="/" + "a" * 1_000_000), 404, "NotFound"),
+        lambda: Case("method of 1 MB", {"httpMethod": "G" * 1_000_000, "path": "/"}, 400, "InvalidRequest"),
+        lambda: Case("request id of 1 MB", get_event(good, requestContext={"requestId": "r" * 1_000_000}), 200, None,
+                     text),
+        lambda: Case("direct invoke with a bomb", {"base64Image": b64(png_header_only(40_000, 40_000))}, 413,
+                     "ImageTooLarge"),
+        lambda: Case("direct invoke with a number", {"base64Image": 12345}, 400, "InvalidBase64"),
+        lambda: Case("unicode in every field", {"httpMethod": "GÉT", "path": "/☃", "queryString": {"☃": "☃"}}, 400,
+                     "InvalidRequest"),
+    ]
