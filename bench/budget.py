@@ -95,11 +95,23 @@ def unzipped_bundle(out: Path) -> Path:
     return target
 
 
+def print_markdown(rows: list[dict]) -> None:
+    print("| class | answer | peak RSS MB | above idle MB | seconds |\n| --- | --- | ---: | ---: | ---: |")
+    for row in rows:
+        answer = f"{row['status']} {row['code'] or ''}".strip()
+        print(f"| {row['class']} | {answer} | {row['peak_mb']:.1f} | {row['peak_mb'] - row['idle_mb']:.1f} "
+              f"| {row['seconds']:.3f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, help="an unzipped bundle (default: build one under build/budget)")
     parser.add_argument("--only", help="run the classes whose name contains this")
+    parser.add_argument("--markdown", action="store_true", help="print bench/results/budget.json as a table")
     args = parser.parse_args()
+    if args.markdown:
+        print_markdown(json.loads((RESULTS / "budget.json").read_text()))
+        return 0
     python = build_bundle.find_python("3.10")
     if python is None:
         print("Python 3.10 is not installed: the bundle cannot be run", file=sys.stderr)

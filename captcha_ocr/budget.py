@@ -161,7 +161,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 def _screen_jpeg(data: bytes, limits: Limits) -> Screened:
-    kept, orientation, frame = [data[:2]], 1, None
+    kept, orientation, frame = [data[:2]], None, None
     position, segments, scans, entropy_bytes = 2, 0, 0, 0
     while True:
         found = _MARKER_AT.match(data, position)
@@ -179,8 +179,8 @@ def _screen_jpeg(data: bytes, limits: Limits) -> Screened:
             raise ImageTooComplex(f"JPEG has more than {limits.max_jpeg_segments} marker segments")
         payload = data[position + 4:end]
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:  # APPn and comments: metadata, not pixels
-            if marker == 0xE1 and payload.startswith(b"Exif\x00\x00"):
-                orientation = exif_orientation(payload)
+            if marker == 0xE1 and orientation is None and payload.startswith(b"Exif\x00\x00"):
+                orientation = exif_orientation(payload)  # the first EXIF block counts, as in viewers
             elif marker == 0xEE and payload.startswith(b"Adobe"):  # colour transform of CMYK/YCCK files
                 kept.append(data[position:end])
             position = end
@@ -210,7 +210,7 @@ def _screen_jpeg(data: bytes, limits: Limits) -> Screened:
     if entropy_bytes * 8 < frame.blocks * frame.min_bits_per_block:
         raise UnsupportedImage("JPEG data is too short for its declared size: truncated or corrupt")
     kept.append(b"\xff\xd9")
-    return Screened(b"".join(kept), frame.size, orientation)
+    return Screened(b"".join(kept), frame.size, orientation or 1)
 
 
 # -- PNG --------------------------------------------------------------------------------------

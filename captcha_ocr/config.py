@@ -30,10 +30,10 @@ class Limits:
 
     max_base64_chars: int = 2_800_000  # one image's base64 text
     max_decoded_bytes: int = 2_000_000  # one image's encoded bytes
-    max_pixels: int = 2_500_000  # one image, from its header (a lossless RGBA WebP costs ~16 MB per megapixel)
+    max_pixels: int = 2_000_000  # one image, from its header (a lossless RGBA WebP costs ~20 MB per megapixel)
     max_side: int = 4_096  # one image's width or height: a 1x4,000,000 strip is no captcha
     max_batch: int = 16  # images in one request
-    max_batch_pixels: int = 10_000_000  # all images of one request together, judged before any is decoded
+    max_batch_pixels: int = 8_000_000  # all images of one request together, judged before any is decoded
     max_body_bytes: int = 6_000_000  # a POST body (a Function URL takes at most 6 MB)
     max_body_values: int = 64  # fields of a form body; commas and brackets of a JSON one (a batch of 16: 18)
     max_jpeg_scans: int = 64  # progressive JPEGs have about 10; each scan walks every block again

@@ -119,7 +119,7 @@ def jpeg_with_size(jpeg: bytes, width: int, height: int) -> bytes:
     return b"".join(parts)
 
 
-def corrupt_jpeg(side: int = 1500) -> bytes:
+def corrupt_jpeg(side: int = 1400) -> bytes:
     """A valid header of a large image followed by a little garbage entropy-coded data."""
     header = b"".join(part for part in jpeg_segments(encode(Image.new("L", (side, side), 200), "JPEG"))
                       if part[1] != 0xD9 and part[1] != 0xDA)
@@ -247,8 +247,8 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
                      get_event(b64(rotated_captcha_jpeg(captcha_png, 3))), 200, None, text),
         lambda: Case("jpeg turned with exif orientation 6",
                      get_event(b64(rotated_captcha_jpeg(captcha_png, 6))), 200, None, text),
-        lambda: Case("corrupt jpeg claiming 1500x1500", get_event(b64(corrupt_jpeg())), 415, "UnsupportedImage"),
-        lambda: Case("captcha jpeg patched to claim 1500x1500", get_event(b64(jpeg_with_size(jpeg, 1500, 1500))), 415,
+        lambda: Case("corrupt jpeg claiming 1400x1400", get_event(b64(corrupt_jpeg())), 415, "UnsupportedImage"),
+        lambda: Case("captcha jpeg patched to claim 1400x1400", get_event(b64(jpeg_with_size(jpeg, 1400, 1400))), 415,
                      "UnsupportedImage"),
         lambda: Case("repeated form field", post_event(f"base64Image={good}&base64Image={good}",
                                                        "application/x-www-form-urlencoded"), 400, "InvalidRequest"),

@@ -1,6 +1,6 @@
 """Garbage in, a documented answer out: the bad-input matrix, fuzzing, privacy, concurrency.
 
-`HYPOTHESIS_PROFILE=soak` (see bench/fuzz_soak.sh) runs the property tests with 10,000 examples.
+`HYPOTHESIS_PROFILE=soak` (see bench/fuzz_soak.sh) runs the property tests with 20,000 examples.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from test_imaging import png_header_only
 
 settings.register_profile("ci", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.register_profile("soak", max_examples=10_000, deadline=None,
+settings.register_profile("soak", max_examples=20_000, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
