@@ -7,17 +7,19 @@ runtime (text) -> here -> events (integrated reply). `handle` never raises: a cl
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import random
 import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
-from captcha_ocr import __version__
+from captcha_ocr import __version__, web
 from captcha_ocr.budget import screen
 from captcha_ocr.config import ModelConfig, load_config
 from captcha_ocr.errors import (
@@ -29,6 +31,7 @@ from captcha_ocr.errors import (
     MissingImage,
     NotFound,
     PayloadTooLarge,
+    SamplesUnavailable,
     UnsupportedMediaType,
 )
 from captcha_ocr.events import Request, integrated_response, parse_event, single_values
@@ -40,7 +43,22 @@ log = logging.getLogger("captcha_ocr")
 MODEL_DIR_ENV = "CAPTCHA_OCR_MODEL_DIR"
 IMAGE_KEYS = ("base64Image", "image")
 RAW_IMAGE_TYPES = ("application/octet-stream",)
-ROUTES = {"/": ("GET", "POST", "INVOKE"), "/recognize": ("GET", "POST", "INVOKE"), "/health": ("GET",)}
+# path -> method -> the App method that answers it ("INVOKE": a direct invoke, no HTTP); OPTIONS is
+# answered on every path for CORS preflights
+ROUTES: dict[str, dict[str, str]] = {
+    "/": {"GET": "root", "POST": "recognize", "INVOKE": "recognize"},
+    "/recognize": {"GET": "recognize", "POST": "recognize", "INVOKE": "recognize"},
+    "/health": {"GET": "health"},
+    "/demo": {"GET": "demo"},
+    "/sample": {"GET": "sample"},
+}
+HTML = "text/html; charset=utf-8"
+
+
+class Reply(NamedTuple):
+    status: int
+    body: dict[str, Any] | str | None  # a JSON document, a page, or nothing (204)
+    headers: dict[str, str] = {}
 
 
 def configure_logging() -> None:
@@ -79,34 +97,51 @@ class App:
         except ApiError as error:
             status, body = error.status, error.body()
             if isinstance(error, MethodNotAllowed):
-                headers = {"Allow": ", ".join(m for m in ROUTES.get(fields["route"], ()) if m != "INVOKE")}
+                headers = {"Allow": allowed_methods(fields["route"])}
         except Exception as error:  # never let a client see a stack trace
             status = 500
             body = {"ok": False, "error": {"code": "InternalError", "message": "internal error"}}
             fields["exception"] = type(error).__name__
         elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-        if body is not None:
+        if isinstance(body, dict):
             body = {**body, "elapsedMs": elapsed_ms, "requestId": fields["requestId"]}
-        code = body.get("error", {}).get("code") if body else None
+        code = body.get("error", {}).get("code") if isinstance(body, dict) else None
         log_event(**fields, status=status, code=code, elapsedMs=elapsed_ms)
         return integrated_response(status, body, headers)
 
-    def _dispatch(self, request: Request, fields: dict[str, Any]) -> tuple[int, dict | None, dict]:
-        if request.method == "OPTIONS" and request.path in ROUTES:
-            return 204, None, {}
+    def _dispatch(self, request: Request, fields: dict[str, Any]) -> Reply:
         methods = ROUTES.get(request.path)
         if methods is None:
-            raise NotFound(f"no route {request.path[:100]!r}; use / (recognise) or /health")
+            raise NotFound(f"no route {request.path[:100]!r}; use / (recognise), /health or /demo")
+        if request.method == "OPTIONS":
+            return Reply(204, None)
         if request.method not in methods:
-            raise MethodNotAllowed(f"{request.method[:16]} is not allowed on {request.path}")
-        if request.path == "/health":
-            return 200, self.health(), {}
-        return 200, self.recognize(request, fields), {}
+            raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        return getattr(self, methods[request.method])(request, fields)
 
     # -- routes ------------------------------------------------------------------------------
-    def health(self) -> dict[str, Any]:
+    def root(self, request: Request, fields: dict[str, Any]) -> Reply:
+        """`/` from a browser (HTML accepted, no query) is the demo page; from anything else, recognition."""
+        if not request.query and "text/html" in request.headers.get("accept", ""):
+            return self.demo(request, fields)
+        return self.recognize(request, fields)
+
+    def demo(self, request: Request, fields: dict[str, Any]) -> Reply:
+        return Reply(200, web.demo_page(), {"Content-Type": HTML, "Cache-Control": "no-store"})
+
+    def sample(self, request: Request, fields: dict[str, Any]) -> Reply:
+        """A fresh captcha of the model's charset and lengths, drawn by the `captcha` library."""
+        try:
+            from captcha_ocr.synthetic import synthetic_captcha  # imported on the first sample, not at cold start
+        except ImportError as exc:
+            raise SamplesUnavailable("samples need the captcha library: pip install captcha") from exc
+        text, png = synthetic_captcha(random.SystemRandom().getrandbits(63), self.config.charset, self.config.lengths)
+        encoded = base64.b64encode(png).decode()
+        return Reply(200, {"ok": True, "text": text, "mime": "image/png", "base64Image": encoded})
+
+    def health(self, request: Request, fields: dict[str, Any]) -> Reply:
         runtime = self.recognizer.runtime
-        return {
+        return Reply(200, {
             "ok": True,
             "service": "captcha-ocr",
             "version": __version__,
@@ -116,9 +151,9 @@ class App:
             "input": {"height": self.config.height, "width": self.config.width},
             "runtime": {"package": runtime.package, "version": runtime.version},
             "limits": self.config.limits.__dict__,
-        }
+        })
 
-    def recognize(self, request: Request, fields: dict[str, Any]) -> dict[str, Any]:
+    def recognize(self, request: Request, fields: dict[str, Any]) -> Reply:
         values, is_batch = self._image_values(request)
         fields["images"] = len(values)
         images = [self._image_bytes_or_error(value) for value in values]
@@ -127,9 +162,9 @@ class App:
         if not is_batch:
             if isinstance(images[0], ApiError):
                 raise images[0]
-            return {**self._recognize_one(images[0], fields), "model": self.model_info}
+            return Reply(200, {**self._recognize_one(images[0], fields), "model": self.model_info})
         results = [self._result_or_error(image, fields) for image in images]
-        return {"ok": True, "results": results, "model": self.model_info}
+        return Reply(200, {"ok": True, "results": results, "model": self.model_info})
 
     def _result_or_error(self, image: bytes | ApiError, fields: dict[str, Any]) -> dict[str, Any]:
         """One batch entry: its reading, or its own error body (one bad image does not fail the batch)."""
@@ -242,6 +277,11 @@ class App:
             if key in mapping:
                 return [mapping[key]], False
         raise MissingImage("no image: send base64Image (query string, JSON body, form or raw body)")
+
+
+def allowed_methods(path: str | None) -> str:
+    """The `Allow` header of a 405: the route's HTTP methods and OPTIONS, which every route answers."""
+    return ", ".join([*(m for m in ROUTES.get(path or "", {}) if m != "INVOKE"), "OPTIONS"])
 
 
 def default_model_dir() -> Path:

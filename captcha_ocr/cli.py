@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from captcha_ocr import __version__
+from captcha_ocr.errors import UserError
 
 
 def _model_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -26,11 +27,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from captcha_ocr.app import configure_logging, create_app
-    from captcha_ocr.server import serve, synthetic_sample_maker
+    from captcha_ocr.server import serve
 
     configure_logging()
     app = create_app(args.model_dir)
-    serve(app.handle, args.host, args.port, synthetic_sample_maker(app.config.charset, app.config.lengths))
+    serve(app.handle, args.host, args.port)
     return 0
 
 
@@ -213,6 +214,77 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_deploy(sub: argparse._SubParsersAction) -> None:
+    from captcha_ocr.deploy import REPO
+
+    p = sub.add_parser("deploy", help="deploy to Tencent Cloud SCF with a Function URL (defaults: serverless.yml)",
+                       description="Build (or take) the SCF bundle, create or update the function, wait until it "
+                       "is Active, create or update its Function URL, print the URL and smoke-test it. Settings "
+                       "default to serverless.yml. Credentials: TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY, "
+                       "~/.tencentcloud/credentials, or the credentials file serverless.yml names.")
+    p.add_argument("--config", type=Path, default=REPO / "serverless.yml", help="where the defaults come from")
+    p.add_argument("--name", help="function name (default: serverless.yml service)")
+    p.add_argument("--region", help="e.g. ap-guangzhou (default: serverless.yml provider.region)")
+    p.add_argument("--namespace", help="SCF namespace (default: serverless.yml custom.deploy.namespace)")
+    p.add_argument("--memory", type=int, help="MB (default: serverless.yml provider.memorySize)")
+    p.add_argument("--timeout", type=int, help="seconds (default: serverless.yml provider.timeout)")
+    p.add_argument("--url-auth", choices=["NONE", "CAM"], type=str.upper,
+                   help="Function URL auth: NONE (public) or CAM (signed) (default: custom.deploy.urlAuth)")
+    p.add_argument("--bundle", type=Path, help="a zip from scripts/build_bundle.py (default: build one now)")
+    _model_dir_arg(p)
+    p.add_argument("--cos-bucket", help="deploy a zip already uploaded to COS (needed above 50 MB)")
+    p.add_argument("--cos-object", help="its object key in --cos-bucket")
+    p.add_argument("--dry-run", action="store_true", help="print every API call (secrets masked) and send nothing")
+    p.add_argument("--no-smoke", action="store_true", help="skip scripts/smoke.sh against the new URL")
+    p.add_argument("--api-endpoint", help=argparse.SUPPRESS)  # host[:port] of the SCF API: the tests' fake server
+    p.add_argument("--api-scheme", default="https", help=argparse.SUPPRESS)
+    p.add_argument("--poll-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    import dataclasses
+    import subprocess
+
+    try:
+        import tencentcloud.scf  # noqa: F401
+        import yaml  # noqa: F401
+
+        from captcha_ocr.deploy import REPO, bundle, tencent
+    except ImportError as exc:
+        raise UserError(f"deploy needs the deploy extra ({exc.name} is missing): pip install -e '.[deploy]'") from exc
+
+    defaults = tencent.settings_from_serverless(args.config)
+    chosen = {"name": args.name, "region": args.region, "namespace": args.namespace, "memory": args.memory,
+              "timeout": args.timeout, "url_auth": args.url_auth}
+    settings = dataclasses.replace(defaults, **{k: v for k, v in chosen.items() if v is not None})
+    zip_bytes = None
+    if args.cos_bucket or args.cos_object:
+        if not (args.cos_bucket and args.cos_object):
+            raise tencent.DeployError("--cos-bucket and --cos-object go together")
+        code = tencent.cos_code(args.cos_bucket, args.cos_object, settings.region)
+    else:
+        archive = args.bundle or bundle.build(REPO / "build", "3.10", "2.17", "3.4.19",
+                                              args.model_dir or REPO)
+        zip_bytes = archive.read_bytes()
+        print(f"bundle {archive}: {tencent.describe_zip(zip_bytes)}")
+        code = tencent.zip_code(zip_bytes)
+    if args.dry_run:
+        print(f"dry run, nothing is sent: {settings.name} in {settings.region}/{settings.namespace}, "
+              f"{settings.memory} MB, {settings.timeout} s, Function URL auth {settings.url_auth}")
+        cloud = tencent.DryRun(print, zip_bytes)
+    else:
+        credential = tencent.load_credential(settings.credentials_file)
+        cloud = tencent.SdkCloud(settings.region, credential, args.api_endpoint, args.api_scheme)
+    url = tencent.Deployer(cloud, settings, poll_seconds=0 if args.dry_run else args.poll_seconds).deploy(code)
+    print(f"Function URL: {url}")
+    if args.dry_run or args.no_smoke:
+        return 0
+    if settings.url_auth != "NONE":
+        print("smoke test skipped: the URL needs CAM-signed requests")
+        return 0
+    return subprocess.run(["bash", str(REPO / "scripts" / "smoke.sh"), url]).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="captcha-ocr",
@@ -221,18 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_predict, _add_sample, _add_train, _add_export, _add_eval):
+    for add in (_add_serve, _add_predict, _add_sample, _add_train, _add_export, _add_eval, _add_deploy):
         add(sub)
     return parser
 
 
 COMMANDS = {"serve": _serve, "predict": _predict, "sample": _sample, "train": _train, "export": _export,
-            "eval": _eval}
+            "eval": _eval, "deploy": _deploy}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as error:  # typed errors from the library: one line, no traceback
+        print(f"captcha-ocr {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from captcha_ocr.errors import UserError
+
 CONFIG_FILE = "config.json"
 SCHEMA_VERSION = 1
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """config.json is missing, malformed, or disagrees with the model file."""
 
 

@@ -1,6 +1,14 @@
-"""Client errors: each carries its HTTP status and a machine-readable code for the reply body."""
+"""Client errors: each carries its HTTP status and a machine-readable code for the reply body.
+
+`UserError` is the other family: what a person running a command can fix (a bad config, missing
+credentials, a failed deploy step); the CLI prints it as one line and exits 1.
+"""
 
 from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can fix; `captcha-ocr` prints the message, not a traceback."""
 
 
 class ApiError(Exception):
@@ -73,3 +81,10 @@ class UnsupportedMediaType(ApiError):
     status = 415
     code = "UnsupportedMediaType"
 
+
+
+class SamplesUnavailable(ApiError):
+    """/sample without the `captcha` library installed."""
+
+    status = 503
+    code = "SamplesUnavailable"

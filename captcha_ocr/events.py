@@ -1,8 +1,10 @@
 """SCF events -> one typed `Request`; a status and body -> the integrated response SCF returns.
 
-Three event shapes arrive at `main_handler`: the API Gateway trigger (`queryString`, `headers`,
-`body`, `isBase64Encoded`, `requestContext`), the Function URL trigger (the same keys, fewer of
-them) and a direct invoke (`{"base64Image": ...}`, no HTTP at all). Nothing here runs the model.
+Four event shapes arrive at `main_handler`: the API Gateway trigger (`queryString`, `headers`,
+`body`, `isBase64Encoded`, `requestContext`), the SCF Function URL trigger (the same keys, fewer of
+them), Alibaba Cloud Function Compute 3.0's HTTP trigger (`rawPath`, `queryParameters`,
+`requestContext.http.method`), and a direct invoke (`{"base64Image": ...}`, no HTTP at all). The
+reply is the same integrated response for all of them. Nothing here runs the model.
 """
 
 from __future__ import annotations
@@ -88,7 +90,14 @@ def _route_path(event: dict[str, Any]) -> str:
     prefix = api_path.rstrip("/") if isinstance(api_path, str) else ""
     if prefix and (path == prefix or path.startswith(prefix + "/")):  # "/release" is not cut from "/releasehealth"
         path = path[len(prefix) :]
-    return "/" + path.strip("/")
+    return path
+
+
+def _function_compute_http(event: dict[str, Any]) -> dict[str, Any] | None:
+    """requestContext.http of an Alibaba Cloud Function Compute 3.0 HTTP-trigger event, else None."""
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, dict) and "httpMethod" not in event else None
+    return http if isinstance(http, dict) else None
 
 
 def _request_id(event: dict[str, Any], context: object) -> str:
@@ -105,19 +114,33 @@ def _request_id(event: dict[str, Any], context: object) -> str:
 
 
 def parse_event(event: object, context: object = None) -> Request:
-    """Any SCF event -> Request; raises InvalidRequest for events no trigger would send."""
+    """Any SCF or Function Compute event -> Request; raises InvalidRequest for events no trigger sends.
+
+    Function Compute 3.0's Python runtime hands the event over as JSON bytes; SCF as a dict.
+    """
+    if isinstance(event, (bytes, str)):
+        try:
+            event = json.loads(event)
+        except (ValueError, RecursionError):
+            pass  # refused just below
     if not isinstance(event, dict):
         raise InvalidRequest("event must be a JSON object")
     request_id = _request_id(event, context)
-    if "httpMethod" not in event:
+    http = _function_compute_http(event)
+    if http is not None:  # Function Compute 3.0: {"requestContext": {"http": {"method", "path"}}, ...}
+        method, path, query = http.get("method"), http.get("path") or "/", event.get("queryParameters")
+    elif "httpMethod" in event:
+        method, path = event.get("httpMethod"), _route_path(event)
+        query = event.get("queryString", event.get("queryStringParameters"))
+    else:
         return Request(method="INVOKE", path="/", direct=event, request_id=request_id)
-    method = event.get("httpMethod")
     if not isinstance(method, str) or not (method.isascii() and method.isalpha() and len(method) <= 16):
-        raise InvalidRequest("httpMethod must be an HTTP method name")
-    query = event.get("queryString", event.get("queryStringParameters"))
+        raise InvalidRequest("the HTTP method must be 1-16 ASCII letters")
+    if not isinstance(path, str):
+        raise InvalidRequest("path must be a string")
     return Request(
         method=method.upper(),
-        path=_route_path(event),
+        path="/" + path.strip("/"),
         query=single_values(query, "query parameter"),
         headers=single_values(event.get("headers"), "header"),
         body=_body_bytes(event),
@@ -125,12 +148,15 @@ def parse_event(event: object, context: object = None) -> Request:
     )
 
 
-def integrated_response(status: int, body: dict[str, Any] | None, extra_headers: dict[str, str] | None = None) -> dict:
-    """The API Gateway / Function URL integrated response: body is a JSON string (empty for 204)."""
+def integrated_response(status: int, body: dict[str, Any] | str | None,
+                        extra_headers: dict[str, str] | None = None) -> dict:
+    """The API Gateway / Function URL integrated response: a dict body becomes a JSON string, a str
+    body (a page, with its Content-Type in extra_headers) goes as it is, None is empty (204)."""
     headers = {"Content-Type": "application/json; charset=utf-8", **CORS_HEADERS, **(extra_headers or {})}
     return {
         "isBase64Encoded": False,
         "statusCode": status,
         "headers": headers,
-        "body": "" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "body": body if isinstance(body, str) else "" if body is None else json.dumps(
+            body, ensure_ascii=False, separators=(",", ":")),
     }

@@ -1,31 +1,30 @@
 """A local API Gateway: HTTP on 127.0.0.1 -> the SCF API Gateway event -> `main_handler` -> HTTP.
 
-The same handler object that SCF calls answers here, so what works with curl locally works in the
-cloud. Besides the function's own routes the server adds what only a local run needs: the demo
-page (/demo) and fresh sample captchas (/sample), neither of which is deployed.
+The same handler object that SCF calls answers every route here, the demo page and its samples
+included, so what works with curl or a browser locally works in the cloud.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import random
 import signal
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from captcha_ocr.errors import UserError
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_BODY_BYTES = 8_000_000  # above the handler's own limit, so the handler gives the 413
-DEMO_FILES = {"/demo": ("index.html", "text/html; charset=utf-8")}
 
 
-def api_gateway_event(method: str, target: str, headers: dict[str, str], body: bytes, client_ip: str) -> dict:
-    """An HTTP request as Tencent API Gateway hands it to SCF (integrated response mode)."""
+def api_gateway_event(method: str, target: str, headers: dict[str, str], body: bytes, client_ip: str,
+                      api_path: str = "/") -> dict:
+    """An HTTP request as Tencent API Gateway hands it to SCF (integrated response mode); api_path
+    is the API's own path, e.g. "/release", which the handler cuts from the request's path."""
     url = urlsplit(target)
     query: dict[str, Any] = {}
     for key, values in parse_qs(url.query, keep_blank_values=True).items():
@@ -46,7 +45,7 @@ def api_gateway_event(method: str, target: str, headers: dict[str, str], body: b
         "body": text if body else None,
         "isBase64Encoded": is_base64,
         "requestContext": {
-            "serviceId": "local", "path": "/", "httpMethod": method, "requestId": request_id,
+            "serviceId": "local", "path": api_path, "httpMethod": method, "requestId": request_id,
             "stage": "local", "sourceIp": client_ip,
         },
     }
@@ -72,31 +71,14 @@ SERVER_SETTINGS = {
 class LocalGateway:
     """WSGI app: an HTTP request -> the API Gateway event -> the handler -> the HTTP reply."""
 
-    def __init__(self, handler: Handler, sample_maker: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(self, handler: Handler, api_path: str = "/") -> None:
         self.handler = handler
-        self.sample_maker = sample_maker
+        self.api_path = api_path
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
-        status, headers, body = self._local_route(environ) or self._forward(environ)
+        status, headers, body = self._forward(environ)
         start_response(f"{status} {HTTPStatus(status).phrase}", [*headers.items(), ("Content-Length", str(len(body)))])
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
-
-    def _local_route(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
-        path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
-        if method != "GET":
-            return None
-        if path in DEMO_FILES:
-            name, content_type = DEMO_FILES[path]
-            page = resources.files("captcha_ocr.web").joinpath(name).read_bytes()
-            return 200, {"Content-Type": content_type, "Cache-Control": "no-store"}, page
-        if path == "/sample":
-            if self.sample_maker is None:
-                return 503, *_json({"ok": False, "error": {"code": "SamplesUnavailable",
-                                                          "message": "pip install captcha to get samples"}})
-            return 200, *_json(self.sample_maker())
-        if path == "/" and not environ.get("QUERY_STRING") and "text/html" in environ.get("HTTP_ACCEPT", ""):
-            return 302, {"Location": "/demo"}, b""
-        return None
 
     def _forward(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress accepts only digits here
@@ -108,49 +90,32 @@ class LocalGateway:
                    if key.startswith("HTTP_")}
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
-        event = api_gateway_event(environ["REQUEST_METHOD"], target, headers, body, environ.get("REMOTE_ADDR", ""))
+        event = api_gateway_event(environ["REQUEST_METHOD"], target, headers, body, environ.get("REMOTE_ADDR", ""),
+                                  self.api_path)
         reply = self.handler(event, {"request_id": event["requestContext"]["requestId"]})
         payload = base64.b64decode(reply["body"]) if reply.get("isBase64Encoded") else reply["body"].encode()
         return int(reply["statusCode"]), dict(reply.get("headers", {})), payload
 
 
-def _json(document: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-    return {"Content-Type": "application/json; charset=utf-8"}, json.dumps(document).encode()
-
-
-def make_server(
-    handler: Handler, host: str = "127.0.0.1", port: int = 9000,
-    sample_maker: Callable[[], dict[str, Any]] | None = None,
-) -> Any:
-    """A waitress server (not yet running): `.run()` serves, `.close()` stops, `.effective_port`."""
-    from waitress import create_server
+def make_server(handler: Handler, host: str = "127.0.0.1", port: int = 9000, api_path: str = "/") -> Any:
+    """A waitress server (not yet running): `.run()` serves, `.close()` stops, `.effective_port`.
+    api_path mounts the function under a prefix, as an API Gateway stage does ("/release")."""
+    try:
+        from waitress import create_server
+    except ImportError as exc:
+        raise UserError("the local server needs waitress: pip install -e '.[local]' (make run does)") from exc
 
     logging.getLogger("waitress").setLevel(logging.ERROR)  # client hang-ups and queue depth are not news
-    return create_server(LocalGateway(handler, sample_maker), host=host, port=port, **SERVER_SETTINGS)
-
-
-def synthetic_sample_maker(charset: str, lengths: tuple[int, ...]) -> Callable[[], dict[str, Any]] | None:
-    """Fresh captchas like the shipped model's training data; None without the `captcha` library."""
-    try:
-        from captcha_ocr.synthetic import synthetic_captcha
-    except ImportError:
-        return None
-    seeds = random.SystemRandom()
-
-    def make() -> dict[str, Any]:
-        text, png = synthetic_captcha(seeds.getrandbits(63), charset, lengths)
-        return {"ok": True, "text": text, "mime": "image/png", "base64Image": base64.b64encode(png).decode()}
-
-    return make
+    return create_server(LocalGateway(handler, api_path), host=host, port=port, **SERVER_SETTINGS)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve(handler: Handler, host: str, port: int, sample_maker: Callable[[], dict[str, Any]] | None) -> None:
+def serve(handler: Handler, host: str, port: int) -> None:
     """Serve until Ctrl-C (or SIGTERM, as `kill` and service managers send), then close cleanly."""
-    server = make_server(handler, host, port, sample_maker)
+    server = make_server(handler, host, port)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     print(f"captcha-ocr local API Gateway on http://{host}:{server.effective_port}/  "
           f"(demo page: http://{host}:{server.effective_port}/demo, Ctrl-C stops)", flush=True)

@@ -4,8 +4,9 @@ captcha >= 0.7.1 draws every random choice from the `secrets` module, so seeding
 nothing. We hand its module a seeded stand-in with the same three functions it calls, which makes
 each (seed, index) pair always produce the same image, in any process and any order.
 
-Outside `training/` because the local server's /sample route and the benchmarks use it too; it needs
-the `captcha` library (the `train` extra) but never TensorFlow.
+Outside `training/` because the handler's /sample route (the demo page) and the benchmarks use it too;
+it needs the `captcha` library (pinned in runtime-pins.txt, so it is in the SCF bundle) but never
+TensorFlow.
 """
 
 from __future__ import annotations

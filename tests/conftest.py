@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import os
@@ -15,8 +14,9 @@ import pytest
 from PIL import Image
 
 from captcha_ocr.app import App, create_app
+from captcha_ocr.deploy import bundle as build_bundle
 from captcha_ocr.evaluation import Labelled, synthetic_samples
-from captcha_ocr.server import make_server, synthetic_sample_maker
+from captcha_ocr.server import make_server
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATASET = REPO.parent / "shared" / "datasets" / "captcha_images_v2"
@@ -24,14 +24,6 @@ MODEL_DIR = Path(os.environ.get("CAPTCHA_OCR_MODEL_DIR") or REPO)
 TEST_SEED = 7_000_001  # eval-stream seed used by tests only, never by training
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build_bundle = _load_script("build_bundle")
 BUNDLE_PYTHON = "3.10"  # SCF's newest Python runtime, which the bundle targets
 
 
@@ -60,7 +52,7 @@ def app() -> App:
 @pytest.fixture(scope="session")
 def base_url(app: App):
     """The local API Gateway on a free loopback port, for the whole session."""
-    server = make_server(app.handle, "127.0.0.1", 0, synthetic_sample_maker(app.config.charset, app.config.lengths))
+    server = make_server(app.handle, "127.0.0.1", 0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"

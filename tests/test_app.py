@@ -124,7 +124,7 @@ def test_bad_requests_get_a_4xx_with_a_code(app, captcha_png, index):
 
 def test_method_not_allowed_says_what_is(app):
     reply = app.handle({"httpMethod": "PUT", "path": "/"}, None)
-    assert reply["headers"]["Allow"] == "GET, POST"
+    assert reply["headers"]["Allow"] == "GET, POST, OPTIONS"
 
 
 def test_unexpected_failures_are_500_without_details(app, captcha_png, monkeypatch):
@@ -162,3 +162,25 @@ def test_logs_one_json_line_per_request_without_payload(app: App, captcha_png, c
     assert lines[0]["requestId"] == "r-1" and lines[0]["imageSize"] == "160x60" and lines[0]["payloadBytes"] > 0
     text = caplog.text
     assert encoded[:40] not in text and encoded[-40:] not in text
+
+
+def test_the_function_serves_its_demo_page(app: App):
+    for event in ({"httpMethod": "GET", "path": "/demo"},
+                  {"httpMethod": "GET", "path": "/", "headers": {"accept": "text/html,application/xhtml+xml"}}):
+        reply = app.handle(event, None)
+        assert reply["statusCode"] == 200 and reply["headers"]["Content-Type"] == "text/html; charset=utf-8"
+        assert "<title>captcha-ocr demo</title>" in reply["body"]
+        assert 'fetch("/' not in reply["body"] and 'href="/' not in reply["body"]  # relative URLs only
+    status, body = call(app, get_event())  # no Accept: text/html, no image: still the API
+    assert status == 400 and body["error"]["code"] == "MissingImage"
+
+
+def test_samples_are_fresh_captchas_the_model_reads(app: App):
+    texts = set()
+    for _ in range(3):
+        status, sample = call(app, {"httpMethod": "GET", "path": "/sample"})
+        assert status == 200 and sample["mime"] == "image/png" and len(sample["text"]) in app.config.lengths
+        status, body = call(app, get_event(sample["base64Image"]))
+        assert status == 200 and body["text"] == sample["text"]
+        texts.add(sample["text"])
+    assert len(texts) == 3

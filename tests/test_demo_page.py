@@ -1,4 +1,6 @@
-"""The demo page in a real browser: Debian's Chromium driven by Playwright, against the local server.
+"""The demo page in a real browser: Debian's Chromium driven by Playwright. The handler serves the
+page itself (/demo, and / to a browser), as the deployed function does; the local server only
+turns HTTP into its events.
 
 No browser is downloaded: Playwright launches /usr/bin/chromium (installed by .ci/run with
 apt-get). Screenshots land in test-artifacts/ for a person to look at.
@@ -7,11 +9,14 @@ apt-get). Screenshots land in test-artifacts/ for a person to look at.
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import REPO
+
+from captcha_ocr.server import make_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / "test-artifacts"
@@ -93,4 +98,30 @@ def test_phone_layout(browser, base_url):
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, "the page scrolls sideways on a phone"
     screenshot(page, "demo-phone.png")
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def staged_url(app):
+    """The handler behind an API path prefix, as an API Gateway stage mounts it ("/release")."""
+    server = make_server(app.handle, "127.0.0.1", 0, api_path="/release")
+    threading.Thread(target=server.run, daemon=True).start()
+    yield f"http://127.0.0.1:{server.effective_port}/release"
+    server.close()
+
+
+@pytest.mark.parametrize("entry", ["/demo", "/", ""])
+def test_the_page_works_behind_a_path_prefix(browser, staged_url, entry):
+    """The function serves its own page; every URL in it is relative, so a stage prefix is kept."""
+    context = browser.new_context()
+    page = context.new_page()
+    requested = []
+    page.on("request", lambda request: requested.append(urlsplit(request.url).path))
+    page.goto(staged_url + entry)
+    page.click("#sample-button")
+    result = page.locator("#sample-result [data-testid=text]")
+    result.wait_for(timeout=20_000)
+    assert result.inner_text() == page.locator("#sample-truth").get_attribute("data-text")
+    api_calls = [path for path in requested if not path.endswith(("/demo", "/release"))]
+    assert api_calls and all(path.startswith("/release/") for path in api_calls), requested
     context.close()

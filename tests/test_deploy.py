@@ -69,9 +69,9 @@ def test_version_comparisons():
 
 def test_bundle_and_package_install_the_same_pinned_runtime():
     pins = build_bundle.runtime_pins()
-    assert {pin.split("==")[0] for pin in pins} == {"ai-edge-litert", "numpy", "pillow"}
+    assert {pin.split("==")[0] for pin in pins} == {"ai-edge-litert", "numpy", "pillow", "captcha"}
     assert all("==" in pin for pin in pins)
-    installed = {name: importlib.metadata.version(name) for name in ("ai-edge-litert", "numpy", "pillow")}
+    installed = {name: importlib.metadata.version(name) for name in ("ai-edge-litert", "numpy", "pillow", "captcha")}
     assert sorted(f"{name}=={version}" for name, version in installed.items()) == sorted(pins)
     alternative = build_bundle.runtime_pins("tflite-runtime")
     assert "tflite-runtime==2.14.0" in alternative and not any("ai-edge-litert" in pin for pin in alternative)
@@ -95,3 +95,18 @@ def test_smoke_script_against_the_local_server(base_url):
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("ok    ") == 5 and "smoke test passed" in result.stdout
+
+
+def test_function_compute_s_yaml_matches_serverless_yml():
+    """s.yaml deploys the same bundle and handler with the same budget as serverless.yml."""
+    import yaml
+
+    scf = yaml.safe_load((REPO / "serverless.yml").read_text())
+    props = yaml.safe_load((REPO / "s.yaml").read_text())["resources"]["captcha_ocr"]["props"]
+    assert props["runtime"] == scf["provider"]["runtime"].lower()
+    assert props["handler"] == scf["functions"]["captcha_ocr"]["handler"]
+    assert (props["memorySize"], props["timeout"]) == (scf["provider"]["memorySize"], scf["provider"]["timeout"])
+    assert props["code"] == "./" + scf["package"]["artifact"]
+    assert props["environmentVariables"] == scf["provider"]["environment"]["variables"]
+    trigger = props["triggers"][0]
+    assert trigger["triggerType"] == "http" and set(trigger["triggerConfig"]["methods"]) == {"GET", "POST", "OPTIONS"}

@@ -1,4 +1,5 @@
 import base64
+import json
 
 import pytest
 
@@ -86,3 +87,47 @@ def test_integrated_response_shape():
     assert reply["headers"]["Access-Control-Allow-Origin"] == "*"
     assert reply["body"] == '{"ok":true,"text":"日本"}'
     assert integrated_response(204, None)["body"] == ""
+
+
+# Alibaba Cloud Function Compute 3.0, HTTP trigger, built-in runtime: the documented request struct
+FUNCTION_COMPUTE_EVENT = {
+    "version": "v1",
+    "rawPath": "/example",
+    "body": "Hello FC!",
+    "isBase64Encoded": False,
+    "headers": {"header1": "value1", "header2": "value1,value2", "Content-Type": "text/plain"},
+    "queryParameters": {"parameter1": "value1", "parameter2": "value1,value2"},
+    "requestContext": {
+        "accountId": "123456*********", "domainName": "<http-trigger-id>.<region-id>.fcapp.run",
+        "domainPrefix": "<http-trigger-id>",
+        "http": {"method": "GET", "path": "/example", "protocol": "HTTP/1.1", "sourceIp": "11.11.11.**",
+                 "userAgent": "PostmanRuntime/7.32.3"},
+        "requestId": "1-64f6cd87-*************", "time": "2023-09-05T06:41:11Z", "timeEpoch": "1693896071895",
+    },
+}
+
+
+def test_function_compute_http_trigger_event():
+    request = parse_event(FUNCTION_COMPUTE_EVENT)
+    assert (request.method, request.path, request.request_id) == ("GET", "/example", "1-64f6cd87-*************")
+    assert request.query == {"parameter1": "value1", "parameter2": "value1,value2"}
+    assert request.headers["content-type"] == "text/plain" and request.body == b"Hello FC!"
+
+
+def test_function_compute_passes_the_event_as_json_bytes():
+    event = json.dumps({**FUNCTION_COMPUTE_EVENT, "requestContext": {
+        **FUNCTION_COMPUTE_EVENT["requestContext"], "http": {"method": "POST", "path": "/health"}}}).encode()
+    assert (parse_event(event).method, parse_event(event).path) == ("POST", "/health")
+    with pytest.raises(InvalidRequest):
+        parse_event(b"not json")
+
+
+def test_function_compute_binary_body_and_reply(app):
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    event = {**FUNCTION_COMPUTE_EVENT, "body": png, "isBase64Encoded": True, "headers": {"Content-Type": "image/png"},
+             "requestContext": {**FUNCTION_COMPUTE_EVENT["requestContext"], "http": {"method": "POST", "path": "/"}}}
+    assert parse_event(event).body == b"\x89PNG\r\n\x1a\n"
+    reply = app.handle(json.dumps(event).encode(), None)  # what index.main_handler gets on Function Compute
+    # the documented response struct: statusCode, headers, isBase64Encoded, body
+    assert set(reply) == {"statusCode", "headers", "isBase64Encoded", "body"}
+    assert reply["statusCode"] == 415 and json.loads(reply["body"])["error"]["code"] == "UnsupportedImage"

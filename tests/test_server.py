@@ -46,7 +46,7 @@ def test_post_and_errors_over_http(base_url, captcha_png):
     status, _, body = fetch(base_url + "/?base64Image=%40%40")
     assert status == 400 and json.loads(body)["error"]["code"] == "InvalidBase64"
     status, headers, _ = fetch(base_url + "/", method="DELETE")
-    assert status == 405 and headers["Allow"] == "GET, POST"
+    assert status == 405 and headers["Allow"] == "GET, POST, OPTIONS"
     status, _, body = fetch(base_url + "/health")
     assert status == 200 and json.loads(body)["model"]["sha256"]
 

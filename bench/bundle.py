@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""What the SCF bundle weighs and how fast it starts: sizes by part, cold start in fresh processes.
+
+    python bench/bundle.py build/captcha-ocr-scf-python3.10.zip [--runs 15]
+
+Cold start is `import index` (model load, sha256 and shape checks, interpreter creation) plus one
+recognition, in a fresh `python3.10 -I -S` process inside the unzipped bundle, as SCF starts an
+instance; the median of --runs, with the peak RSS of those processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from captcha_ocr.deploy.bundle import find_python
+
+_CHILD = r"""
+import base64, json, sys, time
+sys.path.insert(0, ".")
+started = time.perf_counter()
+import index
+loaded = time.perf_counter()
+event = {"httpMethod": "GET", "path": "/", "queryString": {"base64Image": sys.argv[1]}}
+index.main_handler(event, None)
+first = time.perf_counter()
+fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"import_s": loaded - started, "first_request_s": first - loaded,
+                  "peak_mb": int(fields["VmHWM"].split()[0]) / 1024}))
+"""
+
+
+def parts(archive: Path, top: int = 12) -> list[tuple[str, int, int]]:
+    zipped, unzipped = collections.Counter(), collections.Counter()
+    for info in zipfile.ZipFile(archive).infolist():
+        pieces = info.filename.split("/")
+        key = "/".join(pieces[:2]) if len(pieces) > 2 or pieces[0].endswith(".libs") else pieces[0]
+        zipped[key] += info.compress_size
+        unzipped[key] += info.file_size
+    return [(key, size, unzipped[key]) for key, size in zipped.most_common(top)]
+
+
+def cold_starts(archive: Path, runs: int) -> list[dict]:
+    python = find_python("3.10")
+    if python is None:
+        raise SystemExit("Python 3.10 is not installed: cannot start the bundle")
+    sample = next((Path(__file__).resolve().parent.parent / "scripts" / "smoke").glob("*.png"))
+    image = __import__("base64").b64encode(sample.read_bytes()).decode()
+    with tempfile.TemporaryDirectory() as folder:
+        zipfile.ZipFile(archive).extractall(folder)
+        results = []
+        for _ in range(runs):
+            done = subprocess.run([python, "-I", "-S", "-c", _CHILD, image], cwd=folder, capture_output=True,
+                                  text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("archive", type=Path)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    infos = zipfile.ZipFile(args.archive).infolist()
+    print(f"{args.archive.name}: {args.archive.stat().st_size / 1e6:.2f} MB zipped, "
+          f"{sum(i.file_size for i in infos) / 1e6:.2f} MB unzipped, {len(infos)} files")
+    for key, zipped, unzipped in parts(args.archive):
+        print(f"  {zipped / 1e6:6.2f} MB zipped  {unzipped / 1e6:6.2f} MB unzipped  {key}")
+    runs = cold_starts(args.archive, args.runs)
+    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    print(f"cold start, median of {len(runs)} fresh processes: import index {median['import_s'] * 1000:.0f} ms, "
+          f"first request {median['first_request_s'] * 1000:.1f} ms, peak RSS {median['peak_mb']:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Build the SCF deployment bundle: function files at the zip root plus Linux wheels for the target
+runtime Python, checked against the target's glibc before anything is zipped.
+
+    python scripts/build_bundle.py                      # Python 3.10, glibc 2.17 (SCF's CentOS 7)
+    python scripts/build_bundle.py --interpreter tflite-runtime --glibc 2.31 --glibcxx 3.4.28
+
+The wheels are the versions pinned in runtime-pins.txt, the same ones `pip install .` installs, so
+the bundle runs what the tests and the local server run. The function files are what index.py
+imports (`serving_files`), and the build fails if serving imports a package the bundle lacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
+
+from captcha_ocr.deploy import REPO
+from captcha_ocr.errors import UserError
+
+PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64")
+# Never imported by the handler: test suites, headers, scripts, typing stubs, bytecode.
+PRUNE_DIRS = ("tests", "__pycache__", "include", "_pyinstaller", "bin")
+PRUNE_SUFFIXES = (".pyc", ".pyi", ".h", ".c", ".pxd")
+# Codecs and tools the handler never loads: Pillow's AVIF (3.4 MB zipped), colour management and Tk
+# modules, numpy's build tools, LiteRT's unused flatbuffer schema. (ImageMath stays: the GIF reader
+# imports it.) The build checks that no library left in the bundle needs a removed one
+# (`check_needed_libraries`), and the bundle tests run the handler on every hostile class.
+PRUNE_GLOBS = ("PIL/_avif.*", "pillow.libs/libavif-*", "PIL/_imagingcms.*", "pillow.libs/liblcms2-*",
+               "PIL/_imagingtk.*", "numpy/distutils", "numpy/f2py", "ai_edge_litert/schema_py_generated.py")
+
+
+def find_python(version: str) -> str | None:
+    """A real interpreter of the target version, to run the bundle with (pyenv shims refuse to run
+    versions that are not selected, so pyenv's own folders are tried first)."""
+    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"), reverse=True)
+    candidates += [shutil.which(f"python{version}") or ""]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _imports(path: Path) -> set[str]:
+    """Dotted names a Python file imports (absolute imports; serving code uses no relative ones)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def serving_files(root: Path = REPO) -> tuple[list[Path], set[str]]:
+    """What the handler reaches from index.py: the captcha_ocr files (relative to root, with the
+    data files of each package it reaches, e.g. the demo page) and the third-party top-level
+    packages they import. The one list of serving modules: the bundle copies
+    these, and the tests check these never import training code, TensorFlow, pickle or a shell."""
+    files, packages, todo = {Path("index.py")}, set(), [Path("index.py")]
+    while todo:
+        for name in _imports(root / todo.pop()):
+            top = name.split(".")[0]
+            if top != "captcha_ocr":
+                if top not in sys.stdlib_module_names and top != "__future__":
+                    packages.add(top)
+                continue
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # every package on the way, and the module itself
+                for candidate in (Path(*parts[:depth], "__init__.py"), Path(*parts[:depth]).with_suffix(".py")):
+                    if (root / candidate).is_file() and candidate not in files:
+                        files.add(candidate)
+                        todo.append(candidate)
+    data = {path.relative_to(root) for init in files if init.name == "__init__.py"
+            for path in (root / init.parent).iterdir() if path.is_file() and path.suffix not in (".py", ".pyc")}
+    return sorted(files | data), packages
+
+
+PINS_FILE = REPO / "runtime-pins.txt"
+
+
+class BundleError(UserError):
+    """The bundle cannot be built as asked (a library too new for the target, a missing module)."""
+INTERPRETERS = ("ai-edge-litert", "tflite-runtime")
+
+
+def runtime_pins(interpreter: str = "ai-edge-litert") -> list[str]:
+    """The serving runtime pinned in runtime-pins.txt, the list `pip install .` reads too; with
+    tflite-runtime (glibc >= 2.29 only), the interpreter swapped for pyproject's [tflite] extra."""
+    pins = [line.split("#")[0].strip() for line in PINS_FILE.read_text().splitlines()]
+    pins = [pin for pin in pins if pin]
+    if interpreter == "tflite-runtime":
+        import tomllib
+
+        extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+        pins = [pin for pin in pins if not pin.startswith("ai-edge-litert")]
+        pins += [requirement.split(";")[0].strip() for requirement in extras["tflite"]]
+    return pins
+
+
+def required_versions(path: Path) -> set[str]:
+    """GLIBC_x.y / GLIBCXX_x.y.z versions an ELF file needs (its .gnu.version_r entries)."""
+    try:
+        with path.open("rb") as stream:
+            elf = ELFFile(stream)
+            needed = set()
+            for section in elf.iter_sections():
+                if isinstance(section, GNUVerNeedSection):
+                    for _, auxiliaries in section.iter_versions():
+                        needed.update(aux.name for aux in auxiliaries)
+            return needed
+    except ELFError:
+        return set()
+
+
+def too_new(needed: set[str], glibc: str, glibcxx: str) -> list[str]:
+    limits = {"GLIBC_": version_tuple(glibc), "GLIBCXX_": version_tuple(glibcxx)}
+    offending = []
+    for name in sorted(needed):
+        for prefix, limit in limits.items():
+            rest = name[len(prefix):]
+            if name.startswith(prefix) and rest[:1].isdigit() and version_tuple(rest) > limit:
+                offending.append(name)
+    return offending
+
+
+def check_native_libraries(root: Path, glibc: str, glibcxx: str) -> list[str]:
+    """Every ELF file under root that needs a newer glibc/libstdc++ than the target has."""
+    problems = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.read_bytes()[:4] == b"\x7fELF":
+            offending = too_new(required_versions(path), glibc, glibcxx)
+            if offending:
+                problems.append(f"{path.relative_to(root)} needs {', '.join(offending)}")
+    return problems
+
+
+def install_wheels(target: Path, python: str, requirements: list[str]) -> None:
+    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--no-compile",
+               "--no-warn-conflicts", "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
+               *platforms, *requirements]
+    subprocess.run(command, check=True)
+
+
+def copy_function(target: Path, model_dir: Path) -> None:
+    files, packages = serving_files()
+    for relative in files:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / relative, target / relative)
+    missing = sorted(name for name in packages if not (target / name).exists())
+    if missing:
+        raise BundleError(f"serving imports {', '.join(missing)}, which the bundle does not hold")
+    config = json.loads((model_dir / "config.json").read_text())
+    shutil.copy2(model_dir / "config.json", target / "config.json")
+    shutil.copy2(model_dir / config["model_file"], target / config["model_file"])
+
+
+def prune(target: Path) -> None:
+    for path in sorted(target.rglob("*"), reverse=True):
+        if path.is_dir() and path.name in PRUNE_DIRS and path.parent != target / "captcha_ocr":
+            shutil.rmtree(path)
+        elif path.is_file() and path.suffix in PRUNE_SUFFIXES:
+            path.unlink()
+    for pattern in PRUNE_GLOBS:
+        for path in target.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+_VENDORED_NAME = re.compile(r"-[0-9a-f]{8}\.so")  # auditwheel renames what it vendors: libjpeg-02b4d8cf.so.62
+
+
+def needed_libraries(path: Path) -> list[str]:
+    """The DT_NEEDED entries of an ELF file (the shared libraries it cannot load without)."""
+    with path.open("rb") as stream:
+        for section in ELFFile(stream).iter_sections():
+            if isinstance(section, DynamicSection):
+                return [tag.needed for tag in section.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+    return []
+
+
+def check_needed_libraries(root: Path) -> list[str]:
+    """Every vendored library (auditwheel's `.libs` folders) that some ELF file needs but is missing."""
+    vendored = {path.name for path in root.glob("*.libs/*")}
+    problems = []
+    for path in sorted(root.rglob("*.so*")):
+        if path.is_file() and path.read_bytes()[:4] == b"\x7fELF":
+            for name in needed_libraries(path):
+                if _VENDORED_NAME.search(name) and name not in vendored:
+                    problems.append(f"{path.relative_to(root)} needs {name}, which was pruned or never bundled")
+    return problems
+
+
+def write_zip(source: Path, archive: Path) -> None:
+    archive.unlink(missing_ok=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bundle:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo.from_file(path, path.relative_to(source).as_posix())
+                info.date_time = (2020, 1, 1, 0, 0, 0)  # reproducible archives
+                info.compress_type = zipfile.ZIP_DEFLATED
+                bundle.writestr(info, path.read_bytes())
+
+
+def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
+          interpreter: str = INTERPRETERS[0]) -> Path:
+    staging = out / f"scf-python{python}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    requirements = runtime_pins(interpreter)
+    print(f"installing Linux x86-64 wheels for Python {python}: {' '.join(requirements)}")
+    install_wheels(staging, python, requirements)
+    prune(staging)
+    copy_function(staging, model_dir)
+    problems = check_native_libraries(staging, glibc, glibcxx)
+    if problems:
+        raise BundleError(f"native libraries too new for glibc {glibc} / GLIBCXX {glibcxx}:\n  "
+                          + "\n  ".join(problems))
+    problems = check_needed_libraries(staging)
+    if problems:
+        raise BundleError("the bundle lacks libraries its modules load:\n  " + "\n  ".join(problems))
+    archive = out / f"captcha-ocr-scf-python{python}.zip"
+    write_zip(staging, archive)
+    unzipped = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+    print(f"glibc check passed (target glibc {glibc}, GLIBCXX {glibcxx})")
+    print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MB zipped, {unzipped / 2**20:.1f} MB unzipped")
+    return archive
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python", default="3.10", help="SCF runtime Python version (default 3.10)")
+    parser.add_argument("--glibc", default="2.17", help="newest GLIBC_ version the runtime has (default 2.17)")
+    parser.add_argument("--glibcxx", default="3.4.19", help="newest GLIBCXX_ version (default 3.4.19)")
+    parser.add_argument("--model-dir", type=Path, default=REPO, help="folder with config.json + model")
+    parser.add_argument("--out", type=Path, default=REPO / "build", help="output folder (default build/)")
+    parser.add_argument("--interpreter", choices=INTERPRETERS, default=INTERPRETERS[0],
+                        help="the TFLite package (default ai-edge-litert, pinned in runtime-pins.txt; "
+                             "tflite-runtime needs glibc >= 2.29)")
+    args = parser.parse_args(argv)
+    try:
+        build(args.out, args.python, args.glibc, args.glibcxx, args.model_dir, args.interpreter)
+    except BundleError as error:
+        print(f"build_bundle: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
