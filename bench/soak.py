@@ -21,6 +21,7 @@ import numpy as np
 
 from captcha_ocr.app import create_app, log
 from captcha_ocr.evaluation import synthetic_samples
+from captcha_ocr.events import query_event
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -41,9 +42,8 @@ def main() -> None:
     log.propagate = False
     app = create_app()
     samples = synthetic_samples(64, 31337, app.config.charset, app.config.lengths)
-    events = [{"httpMethod": "GET", "path": "/", "queryString": {"base64Image": base64.b64encode(s.data).decode()}}
-              for s in samples]
-    events.append({"httpMethod": "GET", "path": "/", "queryString": {"base64Image": "@@bad@@"}})  # errors too
+    events = [query_event({"base64Image": base64.b64encode(s.data).decode()}) for s in samples]
+    events.append(query_event({"base64Image": "@@bad@@"}))  # errors too
     for i in range(args.warmup):
         app.handle(events[i % len(events)], None)
 

@@ -15,6 +15,7 @@ import random
 import sys
 import time
 import uuid
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
@@ -25,6 +26,7 @@ from captcha_ocr.config import ModelConfig, load_config
 from captcha_ocr.errors import (
     ApiError,
     BatchTooLarge,
+    InternalError,
     InvalidJson,
     InvalidRequest,
     MethodNotAllowed,
@@ -76,6 +78,17 @@ def log_event(**fields: Any) -> None:
     log.info(json.dumps(fields, ensure_ascii=True, separators=(",", ":")))
 
 
+_request_log: ContextVar[dict[str, Any] | None] = ContextVar("request_log", default=None)
+
+
+def add_log_fields(replace: bool = True, **fields: Any) -> None:
+    """Add keys to the current request's log line (request-scoped, thread-safe; outside a request,
+    e.g. a route called directly, it does nothing). replace=False keeps a value already there."""
+    current = _request_log.get()
+    if current is not None:
+        current.update(fields if replace else {k: v for k, v in fields.items() if k not in current})
+
+
 class App:
     def __init__(self, config: ModelConfig, recognizer: Recognizer) -> None:
         self.config = config
@@ -93,14 +106,17 @@ class App:
             fields.update(requestId=request.request_id, method=request.method,
                           route=request.path if request.path in ROUTES else None,
                           payloadBytes=len(request.body) or sum(map(len, request.query.values())))
-            status, body, headers = self._dispatch(request, fields)
+            token = _request_log.set(fields)
+            try:
+                status, body, headers = self._dispatch(request)
+            finally:
+                _request_log.reset(token)
         except ApiError as error:
             status, body = error.status, error.body()
             if isinstance(error, MethodNotAllowed):
                 headers = {"Allow": allowed_methods(fields["route"])}
         except Exception as error:  # never let a client see a stack trace
-            status = 500
-            body = {"ok": False, "error": {"code": "InternalError", "message": "internal error"}}
+            status, body = InternalError.status, InternalError("internal error").body()
             fields["exception"] = type(error).__name__
         elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
         if isinstance(body, dict):
@@ -109,7 +125,7 @@ class App:
         log_event(**fields, status=status, code=code, elapsedMs=elapsed_ms)
         return integrated_response(status, body, headers)
 
-    def _dispatch(self, request: Request, fields: dict[str, Any]) -> Reply:
+    def _dispatch(self, request: Request) -> Reply:
         methods = ROUTES.get(request.path)
         if methods is None:
             raise NotFound(f"no route {request.path[:100]!r}; use / (recognise), /health or /demo")
@@ -117,19 +133,19 @@ class App:
             return Reply(204, None)
         if request.method not in methods:
             raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
-        return getattr(self, methods[request.method])(request, fields)
+        return getattr(self, methods[request.method])(request)
 
     # -- routes ------------------------------------------------------------------------------
-    def root(self, request: Request, fields: dict[str, Any]) -> Reply:
+    def root(self, request: Request) -> Reply:
         """`/` from a browser (HTML accepted, no query) is the demo page; from anything else, recognition."""
         if not request.query and "text/html" in request.headers.get("accept", ""):
-            return self.demo(request, fields)
-        return self.recognize(request, fields)
+            return self.demo(request)
+        return self.recognize(request)
 
-    def demo(self, request: Request, fields: dict[str, Any]) -> Reply:
+    def demo(self, request: Request) -> Reply:
         return Reply(200, web.demo_page(), {"Content-Type": HTML, "Cache-Control": "no-store"})
 
-    def sample(self, request: Request, fields: dict[str, Any]) -> Reply:
+    def sample(self, request: Request) -> Reply:
         """A fresh captcha of the model's charset and lengths, drawn by the `captcha` library."""
         try:
             from captcha_ocr.synthetic import synthetic_captcha  # imported on the first sample, not at cold start
@@ -139,7 +155,7 @@ class App:
         encoded = base64.b64encode(png).decode()
         return Reply(200, {"ok": True, "text": text, "mime": "image/png", "base64Image": encoded})
 
-    def health(self, request: Request, fields: dict[str, Any]) -> Reply:
+    def health(self, request: Request) -> Reply:
         runtime = self.recognizer.runtime
         return Reply(200, {
             "ok": True,
@@ -153,25 +169,25 @@ class App:
             "limits": self.config.limits.__dict__,
         })
 
-    def recognize(self, request: Request, fields: dict[str, Any]) -> Reply:
+    def recognize(self, request: Request) -> Reply:
         values, is_batch = self._image_values(request)
-        fields["images"] = len(values)
+        add_log_fields(images=len(values))
         images = [self._image_bytes_or_error(value) for value in values]
         if len(images) > 1:
             self._check_batch_pixels(images)
         if not is_batch:
             if isinstance(images[0], ApiError):
                 raise images[0]
-            return Reply(200, {**self._recognize_one(images[0], fields), "model": self.model_info})
-        results = [self._result_or_error(image, fields) for image in images]
+            return Reply(200, {**self._recognize_one(images[0]), "model": self.model_info})
+        results = [self._result_or_error(image) for image in images]
         return Reply(200, {"ok": True, "results": results, "model": self.model_info})
 
-    def _result_or_error(self, image: bytes | ApiError, fields: dict[str, Any]) -> dict[str, Any]:
+    def _result_or_error(self, image: bytes | ApiError) -> dict[str, Any]:
         """One batch entry: its reading, or its own error body (one bad image does not fail the batch)."""
         if isinstance(image, ApiError):
             return image.body()
         try:
-            return self._recognize_one(image, fields)
+            return self._recognize_one(image)
         except ApiError as error:
             return error.body()
 
@@ -202,10 +218,10 @@ class App:
             raise PayloadTooLarge(f"image is {len(value)} bytes; the limit is {limits.max_decoded_bytes}")
         return value
 
-    def _recognize_one(self, data: bytes, fields: dict[str, Any]) -> dict[str, Any]:
+    def _recognize_one(self, data: bytes) -> dict[str, Any]:
         prepared = preprocess(data, self.config.height, self.config.width, self.config.limits)
-        fields.setdefault("imageSize", "{}x{}".format(*prepared.source_size))
-        fields.setdefault("imageFormat", prepared.source_format)
+        add_log_fields(replace=False, imageSize="{}x{}".format(*prepared.source_size),
+                       imageFormat=prepared.source_format)  # the first image's, for a batch
         result = self.recognizer.recognize(prepared.tensor)
         return {
             "ok": True,

@@ -46,6 +46,9 @@ def _predict(args: argparse.Namespace) -> int:
 
     from captcha_ocr.app import create_app
 
+    unreadable = [str(path) for path in args.images if not path.is_file()]
+    if unreadable:
+        raise UserError(f"not an image file: {', '.join(unreadable)}")
     app = create_app(args.model_dir)
     failures = 0
     for path in args.images:
@@ -61,20 +64,23 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="write synthetic captchas like the shipped model's (file name = text)")
     p.add_argument("--out", type=Path, default=Path("samples"), help="folder to write PNGs into")
     p.add_argument("--count", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="reproduce an earlier run's captchas (default: fresh ones, seed printed)")
     _model_dir_arg(p)
 
 
 def _sample(args: argparse.Namespace) -> int:
+    import random
+
     from captcha_ocr.app import default_model_dir
     from captcha_ocr.config import load_config
     from captcha_ocr.evaluation import synthetic_samples
 
     config = load_config(args.model_dir or default_model_dir())
+    seed = random.SystemRandom().randrange(10**9) if args.seed is None else args.seed
     args.out.mkdir(parents=True, exist_ok=True)
-    for index, sample in enumerate(synthetic_samples(args.count, args.seed, config.charset, config.lengths)):
+    for index, sample in enumerate(synthetic_samples(args.count, seed, config.charset, config.lengths)):
         (args.out / f"{sample.text}_{index}.png").write_bytes(sample.data)
-    print(f"wrote {args.count} captchas to {args.out}")
+    print(f"wrote {args.count} captchas to {args.out} (seed {seed}; --seed {seed} writes the same ones)")
     return 0
 
 
@@ -151,7 +157,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic"}
 
 
+def _require_training() -> None:
+    """train and export import TensorFlow, which `make run` does not install: say which extra does."""
+    try:
+        import keras  # noqa: F401
+    except ImportError as exc:
+        raise UserError("training needs TensorFlow: pip install -e '.[train]' (make test installs it)") from exc
+
+
 def _train(args: argparse.Namespace) -> int:
+    _require_training()
     from captcha_ocr.training.train import TrainSettings, infer_from_folder, load_datasets, train
 
     out = Path(args.out)
@@ -203,6 +218,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _require_training()
     import keras
 
     from captcha_ocr.training.train import TrainSettings, load_datasets

@@ -88,3 +88,10 @@ class SamplesUnavailable(ApiError):
 
     status = 503
     code = "SamplesUnavailable"
+
+
+class InternalError(ApiError):
+    """A bug: the reply says only this, never a stack trace or detail."""
+
+    status = 500
+    code = "InternalError"

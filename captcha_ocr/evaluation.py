@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from captcha_ocr.config import ModelConfig
+from captcha_ocr.events import query_event
 from captcha_ocr.labelled import list_labelled_files
 from captcha_ocr.runtime import Recognizer, greedy_texts
 
@@ -80,8 +81,7 @@ def handler_report(handle: Callable[[dict, Any], dict], samples: list[Labelled])
     """Send every sample through the SCF handler as a GET API Gateway event and score the replies."""
     rows, latencies = [], []
     for sample in samples:
-        event = {"httpMethod": "GET", "path": "/", "headers": {},
-                 "queryString": {"base64Image": base64.b64encode(sample.data).decode()}}
+        event = query_event({"base64Image": base64.b64encode(sample.data).decode()})
         started = time.perf_counter()
         reply = handle(event, None)
         latencies.append((time.perf_counter() - started) * 1000)

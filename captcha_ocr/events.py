@@ -148,6 +148,12 @@ def parse_event(event: object, context: object = None) -> Request:
     )
 
 
+def query_event(params: dict[str, str], path: str = "/") -> dict[str, Any]:
+    """The smallest API Gateway GET event carrying these query parameters: how tools and tests call
+    the handler the way a client's GET does."""
+    return {"httpMethod": "GET", "path": path, "queryString": dict(params), "headers": {}}
+
+
 def integrated_response(status: int, body: dict[str, Any] | str | None,
                         extra_headers: dict[str, str] | None = None) -> dict:
     """The API Gateway / Function URL integrated response: a dict body becomes a JSON string, a str

@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from captcha_ocr.errors import UserError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
 LABEL_FILES = ("labels.txt", "labels.csv", "labels.tsv")
+
+
+class DatasetError(UserError):
+    """A folder of captchas cannot be trained or evaluated on (missing, empty, too small)."""
 
 
 @dataclass
@@ -61,7 +67,7 @@ def label_from_name(path: Path) -> str:
 def list_labelled_files(directory: Path, case_fold: bool = False) -> tuple[list[tuple[Path, str]], FolderReport]:
     directory = Path(directory)
     if not directory.is_dir():
-        raise SystemExit(f"no such folder: {directory}")
+        raise DatasetError(f"no such folder: {directory}")
     mapping = read_label_file(directory)
     report = FolderReport()
     items = []

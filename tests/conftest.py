@@ -16,6 +16,7 @@ from PIL import Image
 from captcha_ocr.app import App, create_app
 from captcha_ocr.deploy import bundle as build_bundle
 from captcha_ocr.evaluation import Labelled, synthetic_samples
+from captcha_ocr.events import query_event
 from captcha_ocr.server import make_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,8 +81,7 @@ def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
 
 
 def get_event(value: object = None, path: str = "/", key: str = "base64Image", **extra) -> dict:
-    query = {} if value is None else {key: value}
-    return {"httpMethod": "GET", "path": path, "queryString": query, "headers": {}, **extra}
+    return {**query_event({} if value is None else {key: value}, path), **extra}
 
 
 def post_event(body: str, content_type: str = "application/json", path: str = "/", **extra) -> dict:

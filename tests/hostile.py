@@ -156,6 +156,27 @@ def png_header_only(width: int, height: int, mode_byte: int = 2) -> bytes:
         b"IEND", b"")
 
 
+def interlaced_png(side: int = MAX_SIDE) -> bytes:
+    """An Adam7-interlaced 8-bit gray PNG (Pillow cannot write one): decoding needs the passes merged."""
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+    raw = b"".join((b"\x00" + b"\x80" * -(-(side - x0) // dx)) * -(-(side - y0) // dy)
+                   for x0, y0, dx, dy in passes if side > x0 and side > y0)
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 1)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw, 9)) + png_chunk(
+        b"IEND", b"")
+
+
+def split_idat_png(pieces: int = 100_000) -> bytes:
+    """The captcha's image data cut into 1-byte IDAT chunks."""
+    png = encode(Image.new("L", (160, 60), 200))
+    start = png.index(b"IDAT") - 4
+    length = struct.unpack(">I", png[start:start + 4])[0]
+    data = png[start + 8:start + 8 + length]
+    chunks = b"".join(png_chunk(b"IDAT", data[i:i + 1]) for i in range(len(data)))
+    filler = png_chunk(b"IDAT", b"") * max(0, pieces - len(data))
+    return png[:start] + chunks + filler + png[start + 12 + length:]
+
+
 def many_text_chunks_png(count: int = 100_000) -> bytes:
     return png_with_chunks(encode(Image.new("L", (160, 60), 255)), *[png_chunk(b"tEXt", b"k\x00v")] * count)
 
@@ -207,7 +228,7 @@ def rotated_captcha_jpeg(captcha_png: bytes, orientation: int) -> bytes:
     return with_segments(encode(image.transpose(stored), "JPEG", quality=95), exif_orientation_app1(orientation))
 
 
-CLASS_COUNT = 71  # the tests are parametrized by index: this says how many there are
+CLASS_COUNT = 73  # the tests are parametrized by index: this says how many there are
 
 
 def cases(captcha_png: bytes, captcha_text: str) -> list[Case]:
@@ -274,6 +295,8 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         lambda: Case("jpeg claiming 30000x30000", get_event(b64(jpeg_with_size(jpeg, 30_000, 30_000))), 413,
                      "ImageTooLarge"),
         lambda: Case("png with 100000 text chunks", get_event(b64(many_text_chunks_png())), 200),
+        lambda: Case("largest allowed interlaced png", get_event(b64(interlaced_png())), 200),
+        lambda: Case("png split into 100000 idat chunks", get_event(b64(split_idat_png())), 200),
         lambda: Case("png with a 50 MB iccp profile", get_event(b64(iccp_bomb_png())), 200),
         lambda: Case("largest allowed 16-bit rgba png", get_event(b64(sixteen_bit_rgba_png())), 200),
         lambda: Case("largest allowed 16-bit gray png", get_event(b64(encode(Image.fromarray(

@@ -6,7 +6,7 @@ from conftest import MODEL_DIR
 from captcha_ocr.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", ["serve", "predict", "sample", "train", "export", "eval"])
+@pytest.mark.parametrize("command", ["serve", "predict", "sample", "train", "export", "eval", "deploy"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -39,3 +39,27 @@ def test_eval_reports_accuracy_through_the_handler(tmp_path, capsys):
     report = json.loads(report_path.read_text())
     assert report["images"] == 40 and report["sequence_accuracy"] >= 0.9
     assert [row["threshold"] for row in report["thresholds"]] == [0.5, 0.9, 0.95, 0.99]
+
+
+def test_predict_a_missing_file_or_a_folder_is_one_line(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "missing.png"), str(tmp_path), "--model-dir", str(MODEL_DIR)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.png" in err and "Traceback" not in err
+
+
+def test_samples_are_fresh_unless_a_seed_is_given(tmp_path, capsys):
+    outputs = []
+    for run in range(2):
+        main(["sample", "--out", str(tmp_path / str(run)), "--count", "3", "--model-dir", str(MODEL_DIR)])
+        outputs.append(sorted(p.name for p in (tmp_path / str(run)).glob("*.png")))
+    assert outputs[0] != outputs[1]
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    seed = last_line.split("(seed ")[1].split(";")[0]
+    main(["sample", "--out", str(tmp_path / "again"), "--count", "3", "--seed", seed, "--model-dir", str(MODEL_DIR)])
+    assert sorted(p.name for p in (tmp_path / "again").glob("*.png")) == outputs[1]
+
+
+def test_a_missing_training_folder_is_one_line(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "no such folder" in err and "Traceback" not in err

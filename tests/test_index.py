@@ -10,11 +10,11 @@ from conftest import MODEL_DIR, REPO
 PROGRAM = r"""
 import base64, json, sys
 from captcha_ocr.evaluation import synthetic_samples
+from captcha_ocr.events import query_event
 import index
 first = index._app
 samples = synthetic_samples(5, 4242, index._app.config.charset, index._app.config.lengths)
-events = [{"httpMethod": "GET", "path": "/", "queryString": {"base64Image": base64.b64encode(s.data).decode()}}
-          for s in samples]
+events = [query_event({"base64Image": base64.b64encode(s.data).decode()}) for s in samples]
 replies = [index.main_handler(event, {"request_id": "x"}) for event in events]
 print(json.dumps({"texts": [json.loads(r["body"])["text"] for r in replies], "truth": [s.text for s in samples],
                   "same_app": index._app is first,

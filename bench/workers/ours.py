@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from captcha_ocr.app import create_app  # noqa: E402
+from captcha_ocr.events import query_event  # noqa: E402
 from captcha_ocr.imaging import preprocess  # noqa: E402
 
 
@@ -33,7 +34,7 @@ def main():
     files = sorted(images_dir.glob("*.png"))
     truths = [f.stem.split("_", 1)[1] for f in files]
     encoded = [base64.b64encode(f.read_bytes()).decode() for f in files]
-    events = [{"httpMethod": "GET", "path": "/", "queryString": {"base64Image": text}} for text in encoded]
+    events = [query_event({"base64Image": text}) for text in encoded]
     tensors = [preprocess(f.read_bytes(), app.config.height, app.config.width).tensor for f in files[:200]]
     correct = sum(json.loads(app.handle(e, None)["body"]).get("text") == t for e, t in zip(events, truths))
     for tensor in tensors[:100]:  # warm-up

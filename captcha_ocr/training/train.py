@@ -20,6 +20,7 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 from captcha_ocr.evaluation import sequence_accuracy  # noqa: E402
+from captcha_ocr.labelled import DatasetError  # noqa: E402
 from captcha_ocr.runtime import greedy_texts  # noqa: E402
 from captcha_ocr.training.data import (  # noqa: E402
     Dataset,
@@ -153,7 +154,7 @@ def infer_from_folder(settings: TrainSettings, charset: str | None, width: int |
     Only images that actually decode count, so a corrupt file's name cannot add characters."""
     readable, _ = load_folder(Path(settings.data_dir), settings.height, settings.width, charset, settings.case_fold)
     if not len(readable):
-        raise SystemExit(f"no readable labelled images in {settings.data_dir}")
+        raise DatasetError(f"no readable labelled images in {settings.data_dir}")
     settings.charset = charset or "".join(sorted(set("".join(readable.texts))))
     settings.lengths = tuple(sorted({len(text) for text in readable.texts}))
     settings.width = width or infer_input_width(readable.source_sizes, settings.height, max(settings.lengths))
@@ -171,7 +172,7 @@ def load_user_folder(settings: TrainSettings) -> tuple[Dataset, Dataset]:
     else:
         train_set, validation = split(dataset, settings.val_split, settings.seed)
     if not len(train_set) or not len(validation):
-        raise SystemExit("need at least one training and one validation image")
+        raise DatasetError("need at least one training and one validation image")
     print(f"{len(train_set)} training and {len(validation)} validation images; charset {settings.charset!r}, "
           f"lengths {list(settings.lengths)}, input {settings.height}x{settings.width}")
     return train_set, validation
