@@ -123,38 +123,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from captcha_ocr.training import settings
+
     p = sub.add_parser("train", help="train on synthetic captchas or your labelled folder, then export TFLite")
     p.add_argument("--out", required=True, help="run folder (checkpoints, history, plots, export/)")
-    p.add_argument("--data", help="folder of your labelled captchas (label.png, label_x.png, or a labels.txt/.csv); "
-                                  "without it, synthetic captchas from the `captcha` library")
-    p.add_argument("--val-data", help="a separate validation folder (default: a seeded split of --data)")
-    p.add_argument("--val-split", type=float, help="validation fraction of --data (default 0.2)")
-    p.add_argument("--case-fold", action="store_true", help="lower-case every label")
-    p.add_argument("--no-augment", action="store_true", help="no augmentation (on by default for --data)")
-    p.add_argument("--init", choices=("synthetic", "random"),
-                   help="start from the synthetic model's backbone or from random weights "
-                        "(default: synthetic for --data, random otherwise)")
-    p.add_argument("--patience", type=int, help="stop after this many epochs with no better checkpoint "
-                                                "(default: 50 for --data, never for synthetic)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    p.add_argument("--charset", help="characters to learn (default: from the labels with --data, else digits + "
-                                     "lowercase minus o, i, l)")
-    p.add_argument("--length", type=int, nargs="+", help="captcha length(s) (default: 4)")
-    p.add_argument("--height", type=int, help="model input height (multiple of 16; default 32)")
-    p.add_argument("--width", type=int, help="model input width (multiple of 4; default 96, or from the images' "
-                                             "aspect ratio with --data)")
-    p.add_argument("--train-size", type=int, help="synthetic training images (default 120000)")
-    p.add_argument("--val-size", type=int, help="held-out images scored every epoch (default 2000)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (default 10; 200 with --data)")
-    p.add_argument("--batch-size", type=int, help="default 64 (32 with --data)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default 0.002)")
-    p.add_argument("--target-accuracy", type=float, help="stop once held-out accuracy reaches this (0-1)")
-    p.add_argument("--seed", type=int, help="seed for data, split and weights (default 1)")
-    p.add_argument("--workers", type=int, help="processes generating data (default: all cores)")
     p.add_argument("--name", help="model name written to config.json (default: run folder name)")
-
-
-FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic"}
+    settings.add_arguments(p)  # one flag per TrainSettings field, defined there
 
 
 def _require_training() -> None:
@@ -167,48 +142,18 @@ def _require_training() -> None:
 
 def _train(args: argparse.Namespace) -> int:
     _require_training()
-    from captcha_ocr.training.train import TrainSettings, infer_from_folder, load_datasets, train
+    from captcha_ocr.training.export import export_run
+    from captcha_ocr.training.settings import given, settings_for_run
+    from captcha_ocr.training.train import infer_from_folder, load_datasets, train
 
-    out = Path(args.out)
-    overrides = {
-        "charset": args.charset, "lengths": tuple(args.length) if args.length else None,
-        "height": args.height, "width": args.width, "train_size": args.train_size,
-        "val_size": args.val_size, "epochs": args.epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "target_accuracy": args.target_accuracy,
-        "seed": args.seed, "workers": args.workers, "patience": args.patience, "init": args.init,
-        "data_dir": args.data, "val_dir": args.val_data, "val_split": args.val_split,
-        "case_fold": args.case_fold or None, "augment": False if args.no_augment else None,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.resume and (out / "settings.json").is_file():
-        settings = TrainSettings.load(out)
-        for key in ("epochs", "target_accuracy", "workers", "patience"):  # what a resume may change
-            if key in overrides:
-                setattr(settings, key, overrides[key])
-    else:
-        if args.data:
-            overrides = {**FOLDER_DEFAULTS, **overrides}
-        settings = TrainSettings(out_dir=str(out), **overrides)
-        if args.data:
-            infer_from_folder(settings, args.charset, args.width)
+    overrides = given(args)
+    settings, resumed = settings_for_run(Path(args.out), overrides, args.resume)
+    if settings.data_dir and not resumed:
+        infer_from_folder(settings, overrides.get("charset"), overrides.get("width"))
     train_set, validation = load_datasets(settings)
     model = train(settings, train_set, validation, resume=args.resume)
-    _export_run(settings, model, train_set, validation, args.name)
+    export_run(settings, model, train_set, validation, args.name)
     return 0
-
-
-def _export_run(settings, model, train_set, validation, name: str | None) -> None:
-    from captcha_ocr.config import ModelConfig
-    from captcha_ocr.training.export import export
-
-    run = settings.run_dir
-    config = ModelConfig(
-        name=name or run.name, charset=settings.charset, lengths=settings.lengths,
-        height=settings.height, width=settings.width,
-        metrics={"training": json.loads((run / "state.json").read_text())},
-    )
-    export(model, config, run / "export", train_set.images[:500], validation)
-    print(f"\nexported to {run / 'export'}: serve it with CAPTCHA_OCR_MODEL_DIR={run / 'export'}")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -221,12 +166,14 @@ def _export(args: argparse.Namespace) -> int:
     _require_training()
     import keras
 
-    from captcha_ocr.training.train import TrainSettings, load_datasets
+    from captcha_ocr.training.export import export_run
+    from captcha_ocr.training.settings import TrainSettings
+    from captcha_ocr.training.train import load_datasets
 
     settings = TrainSettings.load(args.run)
     train_set, validation = load_datasets(settings)
     model = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
-    _export_run(settings, model, train_set, validation, args.name)
+    export_run(settings, model, train_set, validation, args.name)
     return 0
 
 

@@ -8,6 +8,7 @@ Both files are scored by the serving runtime itself, so the table shows what use
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import tensorflow as tf
 from captcha_ocr.config import ModelConfig, file_sha256
 from captcha_ocr.evaluation import sequence_accuracy, tflite_predictions_isolated
 from captcha_ocr.training.data import Dataset
+from captcha_ocr.training.settings import TrainSettings
 
 FLOAT_FILE = "model.tflite"
 QUANTIZED_FILE = "model_quantized.tflite"
@@ -74,3 +76,18 @@ def export(
     )
     final.save(out_dir)
     return final
+
+
+def export_run(settings: TrainSettings, model: keras.Model, train_set: Dataset, validation: Dataset,
+               name: str | None = None) -> ModelConfig:
+    """A finished run -> run/export/: the model contract from the run's settings and its history
+    (state.json), calibrated on 500 training images and scored on the validation set."""
+    run = settings.run_dir
+    config = ModelConfig(
+        name=name or run.name, charset=settings.charset, lengths=settings.lengths,
+        height=settings.height, width=settings.width,
+        metrics={"training": json.loads((run / "state.json").read_text())},
+    )
+    exported = export(model, config, run / "export", train_set.images[:500], validation)
+    print(f"\nexported to {run / 'export'}: serve it with CAPTCHA_OCR_MODEL_DIR={run / 'export'}")
+    return exported

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,52 +29,7 @@ from captcha_ocr.training.data import (  # noqa: E402
     synthetic_dataset,
 )
 from captcha_ocr.training.model import build_model  # noqa: E402
-
-DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
-
-
-@dataclass
-class TrainSettings:
-    out_dir: str
-    charset: str = DEFAULT_CHARSET
-    lengths: tuple[int, ...] = (4,)
-    height: int = 32
-    width: int = 96
-    train_size: int = 120_000
-    val_size: int = 2_000
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    target_accuracy: float = 1.0
-    seed: int = 1
-    workers: int = 0
-    # a user's labelled folder instead of synthetic captchas
-    data_dir: str | None = None
-    val_dir: str | None = None
-    val_split: float = 0.2
-    case_fold: bool = False
-    augment: bool | None = None  # default: on for folders, off for synthetic data
-    patience: int = 0  # stop after this many epochs without a better checkpoint (0: never)
-    init: str = "random"  # "synthetic": start from the shipped synthetic model's backbone
-
-    @property
-    def augmenting(self) -> bool:
-        return self.augment if self.augment is not None else self.data_dir is not None
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out_dir)
-
-    def save(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "settings.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, run_dir: Path) -> TrainSettings:
-        data = json.loads((Path(run_dir) / "settings.json").read_text())
-        data["lengths"] = tuple(data["lengths"])
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+from captcha_ocr.training.settings import TrainSettings  # noqa: E402
 
 
 @keras.saving.register_keras_serializable(package="captcha_ocr")

@@ -1,0 +1,121 @@
+"""What a training run is asked to do: one definition for the settings, their defaults, their
+command-line flags and help, what a folder run changes, and what a resume may change.
+
+No TensorFlow here, so `captcha-ocr --help` and the parser load without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
+# a user's labelled folder needs a longer, smaller-batch run from the synthetic backbone
+FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic"}
+RESUMABLE = ("epochs", "target_accuracy", "workers", "patience")  # what --resume may change
+
+
+def flag(name: str, help: str, **argparse_options: Any) -> dict[str, Any]:
+    """Field metadata: the setting's command-line flag (its dest is the field's name)."""
+    return {"flag": name, "help": help, "argparse": argparse_options}
+
+
+@dataclass
+class TrainSettings:
+    out_dir: str
+    data_dir: str | None = field(default=None, metadata=flag(
+        "--data", "folder of your labelled captchas (label.png, label_x.png, or a labels.txt/.csv); without it, "
+        "synthetic captchas from the `captcha` library"))
+    val_dir: str | None = field(default=None, metadata=flag(
+        "--val-data", "a separate validation folder (default: a seeded split of --data)"))
+    val_split: float = field(default=0.2, metadata=flag(
+        "--val-split", "validation fraction of --data (default 0.2)", type=float))
+    case_fold: bool = field(default=False, metadata=flag(
+        "--case-fold", "lower-case every label", action="store_const", const=True))
+    augment: bool | None = field(default=None, metadata=flag(  # default: on for folders, off for synthetic data
+        "--no-augment", "no augmentation (on by default for --data)", action="store_const", const=False))
+    init: str = field(default="random", metadata=flag(
+        "--init", "start from the synthetic model's backbone or from random weights "
+        "(default: synthetic for --data, random otherwise)", choices=("synthetic", "random")))
+    patience: int = field(default=0, metadata=flag(  # 0: never stop early
+        "--patience", "stop after this many epochs with no better checkpoint (default: 50 for --data, never for "
+        "synthetic)", type=int))
+    charset: str = field(default=DEFAULT_CHARSET, metadata=flag(
+        "--charset", "characters to learn (default: from the labels with --data, else digits + lowercase minus "
+        "o, i, l)"))
+    lengths: tuple[int, ...] = field(default=(4,), metadata=flag(
+        "--length", "captcha length(s) (default: 4)", type=int, nargs="+"))
+    height: int = field(default=32, metadata=flag("--height", "model input height (multiple of 16; default 32)",
+                                                  type=int))
+    width: int = field(default=96, metadata=flag(
+        "--width", "model input width (multiple of 4; default 96, or from the images' aspect ratio with --data)",
+        type=int))
+    train_size: int = field(default=120_000, metadata=flag(
+        "--train-size", "synthetic training images (default 120000)", type=int))
+    val_size: int = field(default=2_000, metadata=flag(
+        "--val-size", "held-out images scored every epoch (default 2000)", type=int))
+    epochs: int = field(default=10, metadata=flag("--epochs", "maximum epochs (default 10; 200 with --data)",
+                                                  type=int))
+    batch_size: int = field(default=64, metadata=flag("--batch-size", "default 64 (32 with --data)", type=int))
+    learning_rate: float = field(default=2e-3, metadata=flag(
+        "--learning-rate", "peak learning rate (default 0.002)", type=float))
+    target_accuracy: float = field(default=1.0, metadata=flag(
+        "--target-accuracy", "stop once held-out accuracy reaches this (0-1)", type=float))
+    seed: int = field(default=1, metadata=flag("--seed", "seed for data, split and weights (default 1)", type=int))
+    workers: int = field(default=0, metadata=flag(
+        "--workers", "processes generating data (default: all cores)", type=int))
+
+    @property
+    def augmenting(self) -> bool:
+        return self.augment if self.augment is not None else self.data_dir is not None
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir)
+
+    def save(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "settings.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> TrainSettings:
+        data = json.loads((Path(run_dir) / "settings.json").read_text())
+        data["lengths"] = tuple(data["lengths"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting, from the fields above; every flag defaults to None (= not given)."""
+    for setting in fields(TrainSettings):
+        if "flag" in setting.metadata:
+            options = dict(setting.metadata["argparse"])
+            if options.get("action") != "store_const":
+                options.setdefault("metavar", setting.metadata["flag"].lstrip("-").upper().replace("-", "_"))
+            parser.add_argument(setting.metadata["flag"], dest=setting.name, default=None,
+                                help=setting.metadata["help"], **options)
+
+
+def given(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gave (None means not given)."""
+    chosen = {s.name: getattr(args, s.name, None) for s in fields(TrainSettings) if "flag" in s.metadata}
+    if chosen["lengths"] is not None:
+        chosen["lengths"] = tuple(chosen["lengths"])
+    return {name: value for name, value in chosen.items() if value is not None}
+
+
+def settings_for_run(out_dir: Path, overrides: dict[str, Any], resume: bool) -> tuple[TrainSettings, bool]:
+    """A resumed run's saved settings with what a resume may change, or new settings (folder runs
+    get FOLDER_DEFAULTS under what was given). The flag says whether this is a resume."""
+    if resume and (Path(out_dir) / "settings.json").is_file():
+        settings = TrainSettings.load(out_dir)
+        for key in RESUMABLE:
+            if key in overrides:
+                setattr(settings, key, overrides[key])
+        return settings, True
+    defaults = FOLDER_DEFAULTS if overrides.get("data_dir") else {}
+    return TrainSettings(out_dir=str(out_dir), **{**defaults, **overrides}), False
+

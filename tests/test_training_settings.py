@@ -1,0 +1,37 @@
+"""training/settings.py: one definition for the training settings and their flags (no TensorFlow)."""
+
+import argparse
+from dataclasses import fields
+
+from captcha_ocr.training import settings
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_every_setting_but_the_run_folder_has_a_flag():
+    flagged = {f.name for f in fields(settings.TrainSettings) if "flag" in f.metadata}
+    assert flagged == {f.name for f in fields(settings.TrainSettings)} - {"out_dir"}
+
+
+def test_only_what_was_given_overrides():
+    assert settings.given(parse()) == {}
+    given = settings.given(parse("--data", "d", "--length", "4", "5", "--no-augment", "--case-fold", "--epochs", "3"))
+    assert given == {"data_dir": "d", "lengths": (4, 5), "augment": False, "case_fold": True, "epochs": 3}
+
+
+def test_folder_runs_get_folder_defaults_under_what_was_given(tmp_path):
+    run, resumed = settings.settings_for_run(tmp_path / "run", {"data_dir": "d", "epochs": 7}, resume=False)
+    assert not resumed and run.epochs == 7 and run.batch_size == 32 and run.init == "synthetic"
+    synthetic, _ = settings.settings_for_run(tmp_path / "run2", {}, resume=False)
+    assert synthetic.epochs == 10 and synthetic.init == "random"
+
+
+def test_a_resume_changes_only_what_a_resume_may(tmp_path):
+    first, _ = settings.settings_for_run(tmp_path, {"data_dir": "d", "epochs": 7}, resume=False)
+    first.save()
+    resumed, was_resumed = settings.settings_for_run(tmp_path, {"epochs": 30, "height": 48, "patience": 5}, True)
+    assert was_resumed and (resumed.epochs, resumed.patience, resumed.height) == (30, 5, 32)
