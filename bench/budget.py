@@ -73,7 +73,8 @@ def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float =
         raise RuntimeError(f"bundle process failed ({result.returncode}): {result.stderr.decode()[-2000:]}")
     *logs, last = result.stdout.decode().rstrip("\n").split("\n")
     report = json.loads(last)
-    body = json.loads(report["reply"]["body"] or "{}")
+    raw = report["reply"]["body"] or "{}"
+    body = json.loads(raw) if raw.startswith("{") else {}  # the demo page is HTML
     return Measurement(
         status=report["reply"]["statusCode"], code=(body.get("error") or {}).get("code"), text=body.get("text"),
         idle_mb=round(report["idle_mb"], 1), peak_mb=round(report["peak_mb"], 1),

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
 from captcha_ocr.config import load_config  # noqa: E402
+from captcha_ocr.deploy import bundle as build_bundle  # noqa: E402
 from captcha_ocr.evaluation import synthetic_samples  # noqa: E402
 
 RESULTS = BENCH / "results"
@@ -37,7 +38,8 @@ VENVS = BENCH / ".venvs"
 EVAL_SEED = 2026  # the "eval" stream: never used in training
 ENVIRONMENTS = {
     "tflite-runtime 2.14": ["tflite-runtime==2.14.0", "numpy<2", "pillow"],
-    "ai-edge-litert 1.2 (glibc 2.17)": ["ai-edge-litert==1.2.0", "numpy", "pillow"],
+    # what ships: the versions pinned in runtime-pins.txt (the SCF bundle and `pip install .`)
+    "ai-edge-litert 1.2 (pinned)": build_bundle.runtime_pins(),
     "ai-edge-litert 2.3 (newest)": ["ai-edge-litert==2.3.0", "numpy", "pillow"],
     "ddddocr": ["ddddocr==1.6.1"],
 }
@@ -212,7 +214,7 @@ def main() -> None:
     results["cold_start"] = {
         "ours (tflite-runtime)": cold_start(pythons["tflite-runtime 2.14"], COLD_START_SNIPPET["ours"].format(**fill),
                                             args.cold_runs),
-        "ours (ai-edge-litert 1.2)": cold_start(pythons["ai-edge-litert 1.2 (glibc 2.17)"],
+        "ours (ai-edge-litert 1.2)": cold_start(pythons["ai-edge-litert 1.2 (pinned)"],
                                                 COLD_START_SNIPPET["ours"].format(**fill), args.cold_runs),
         "full TensorFlow tf.lite": cold_start(Path(sys.executable), COLD_START_SNIPPET["tensorflow"].format(**fill),
                                               args.cold_runs),
@@ -220,7 +222,6 @@ def main() -> None:
     }
 
     # sizes
-    build_bundle = import_script("build_bundle")
     archive = build_bundle.build(BENCH / ".build", "3.10", "2.17", "3.4.19", REPO)
     staging = BENCH / ".build" / "scf-python3.10"
     results["sizes_mb"] = {
@@ -239,16 +240,6 @@ def main() -> None:
     (RESULTS / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results)
     print_report(results)
-
-
-def import_script(name: str):
-    """A module from scripts/ (they are scripts, not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def float_model_dir() -> Path:

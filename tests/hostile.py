@@ -228,7 +228,7 @@ def rotated_captcha_jpeg(captcha_png: bytes, orientation: int) -> bytes:
     return with_segments(encode(image.transpose(stored), "JPEG", quality=95), exif_orientation_app1(orientation))
 
 
-CLASS_COUNT = 73  # the tests are parametrized by index: this says how many there are
+CLASS_COUNT = 75  # the tests are parametrized by index: this says how many there are
 
 
 def cases(captcha_png: bytes, captcha_text: str) -> list[Case]:
@@ -366,6 +366,8 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         lambda: Case("direct invoke with a bomb", {"base64Image": b64(png_header_only(40_000, 40_000))}, 413,
                      "ImageTooLarge"),
         lambda: Case("direct invoke with a number", {"base64Image": 12345}, 400, "InvalidBase64"),
+        lambda: Case("the demo page", {"httpMethod": "GET", "path": "/demo"}, 200),
+        lambda: Case("a fresh sample for the demo page", {"httpMethod": "GET", "path": "/sample"}, 200),
         lambda: Case("unicode in every field", {"httpMethod": "GÉT", "path": "/☃", "queryString": {"☃": "☃"}}, 400,
                      "InvalidRequest"),
     ]
