@@ -26,7 +26,7 @@ JPEG_SIGNATURE = b"\xff\xd8\xff"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ORIENTATION_TAG = 0x0112
 _NEXT_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")  # skips stuffed 0xFF00 and restart markers
-_MARKER_AT = re.compile(rb"\xff+([^\xff])")
+_MARKER = re.compile(rb"\xff+([^\x00\xff])")  # fill bytes, then a marker
 _SOF = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
 _ARITHMETIC_SOF = {*range(0xC9, 0xCC), *range(0xCD, 0xD0)}
 _PROGRESSIVE_SOF = {0xC2, 0xC6}
@@ -164,7 +164,8 @@ def _screen_jpeg(data: bytes, limits: Limits) -> Screened:
     kept, orientation, frame = [data[:2]], None, None
     position, segments, scans, entropy_bytes = 2, 0, 0, 0
     while True:
-        found = _MARKER_AT.match(data, position)
+        # like libjpeg, skip extraneous bytes between segments (some encoders leave a few)
+        found = _MARKER.match(data, position) or _MARKER.search(data, position)
         if found is None:
             raise UnsupportedImage("JPEG is truncated or corrupt (no marker where one must be)")
         marker, position = found.group(1)[0], found.start(1) - 1

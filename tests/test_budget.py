@@ -125,3 +125,10 @@ def test_exif_orientation_is_applied(orientation):
     png = png_with_chunks(encode(stored, "PNG"), png_chunk(b"eXIf", exif_orientation_app1(orientation)[10:]))
     for data in (jpeg, png):
         assert np.abs(preprocess(data, 32, 96).tensor - expected).mean() < 0.02
+
+
+def test_extraneous_bytes_between_segments_are_skipped_as_libjpeg_does():
+    parts = jpeg_segments(encode(photo(), "JPEG"))
+    sloppy = parts[0] + parts[1] + b"\x00\x00\x00" + b"".join(parts[2:])
+    assert Image.open(io.BytesIO(sloppy)).size == (160, 60)  # Pillow and libjpeg read it
+    assert np.abs(preprocess(sloppy, 32, 96).tensor - preprocess(b"".join(parts), 32, 96).tensor).max() == 0
