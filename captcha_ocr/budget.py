@@ -24,6 +24,8 @@ from captcha_ocr.errors import ImageTooComplex, ImageTooLarge, UnsupportedImage
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+_BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)  # every DIB header Windows and OS/2 define
 ORIENTATION_TAG = 0x0112
 _NEXT_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")  # skips stuffed 0xFF00 and restart markers
 _MARKER = re.compile(rb"\xff+([^\x00\xff])")  # fill bytes, then a marker
@@ -76,6 +78,8 @@ def screen(data: bytes, limits: Limits) -> Screened:
         return _screen_jpeg(data, limits)
     if data.startswith(PNG_SIGNATURE):
         return _screen_png(data, limits)
+    if data[:6] in GIF_SIGNATURES:
+        return _screen_gif(data, limits)
     try:
         size = _header_size(data)
     except struct.error as exc:
@@ -86,11 +90,12 @@ def screen(data: bytes, limits: Limits) -> Screened:
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a GIF, BMP or WebP header; None for anything else."""
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return struct.unpack_from("<HH", data, 6)  # the logical screen, which Pillow allocates
+    """(width, height) from a BMP or WebP header; None for anything else."""
     if data[:2] == b"BM":
-        if int.from_bytes(data[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
+        header = int.from_bytes(data[14:18], "little")
+        if header not in _BMP_HEADER_SIZES:  # Pillow would try to read a header of any size
+            raise UnsupportedImage(f"BMP header of {header} bytes is corrupt")
+        if header == 12:  # OS/2 BITMAPCOREHEADER
             return struct.unpack_from("<HH", data, 18)
         width, height = struct.unpack_from("<ii", data, 18)
         return abs(width), abs(height)  # a negative height means top-down rows
@@ -176,8 +181,8 @@ def _screen_jpeg(data: bytes, limits: Limits) -> Screened:
         if length < 2 or end > len(data):
             raise UnsupportedImage("JPEG is truncated")
         segments += 1
-        if segments > limits.max_jpeg_segments:
-            raise ImageTooComplex(f"JPEG has more than {limits.max_jpeg_segments} marker segments")
+        if segments > limits.max_segments:
+            raise ImageTooComplex(f"JPEG has more than {limits.max_segments} marker segments")
         payload = data[position + 4:end]
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:  # APPn and comments: metadata, not pixels
             if marker == 0xE1 and orientation is None and payload.startswith(b"Exif\x00\x00"):
@@ -221,6 +226,7 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 def _screen_png(data: bytes, limits: Limits) -> Screened:
     kept, image_data, orientation, size = [PNG_SIGNATURE], [], 1, (0, 0)
+    kept_kinds: set[bytes] = set()
     position = len(PNG_SIGNATURE)
     while True:
         if position + 12 > len(data):
@@ -237,8 +243,9 @@ def _screen_png(data: bytes, limits: Limits) -> Screened:
                 raise UnsupportedImage("PNG does not start with its header chunk")
             size = struct.unpack_from(">II", body)
             check_size(*size, limits)
-        if kind in _PNG_KEPT and not image_data:
+        if kind in _PNG_KEPT and not image_data and kind not in kept_kinds:  # each once, as the format allows
             kept.append(data[position:end])
+            kept_kinds.add(kind)
         elif kind == b"IDAT":
             image_data.append(body)
         elif kind == b"eXIf":
@@ -251,3 +258,48 @@ def _screen_png(data: bytes, limits: Limits) -> Screened:
     # one IDAT chunk however many the file had (animation chunks and text are left out)
     data = b"".join(kept) + _chunk(b"IDAT", b"".join(image_data)) + _chunk(b"IEND", b"")
     return Screened(data, size, orientation)
+
+
+# -- GIF --------------------------------------------------------------------------------------
+def _sub_blocks_end(data: bytes, position: int) -> int:
+    """Where a run of GIF data sub-blocks (size byte, bytes, ..., a zero size) ends."""
+    while True:
+        if position >= len(data):
+            raise UnsupportedImage("GIF is truncated")
+        size = data[position]
+        position += 1 + size
+        if size == 0:
+            return position
+
+
+def _color_table_bytes(packed: int) -> int:
+    return 3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0
+
+
+def _screen_gif(data: bytes, limits: Limits) -> Screened:
+    """The header and the first frame only, with at most one graphic control extension (its
+    transparency): Pillow's reader walks extension blocks one Python call at a time, and 600,000
+    empty comments took it 26 s. Refused if the blocks before the first frame are too many."""
+    if len(data) < 13:
+        raise UnsupportedImage("GIF is truncated")
+    size = struct.unpack_from("<HH", data, 6)  # the logical screen, which Pillow allocates
+    check_size(*size, limits)
+    position = 13 + _color_table_bytes(data[10])
+    head, control, blocks = data[:position], b"", 0
+    while position < len(data):
+        introducer = data[position]
+        blocks += 1
+        if blocks > limits.max_segments:
+            raise ImageTooComplex(f"GIF has more than {limits.max_segments} blocks before its first frame")
+        if introducer == 0x21 and position + 1 < len(data):  # extension: label, then sub-blocks
+            end = _sub_blocks_end(data, position + 2)
+            if data[position + 1] == 0xF9:
+                control = data[position:end]
+            position = end
+        elif introducer == 0x2C and position + 10 <= len(data):  # the first image
+            start_of_data = position + 10 + _color_table_bytes(data[position + 9])
+            end = _sub_blocks_end(data, start_of_data + 1)  # after the LZW minimum code size
+            return Screened(head + control + data[position:end] + b"\x3b", size)
+        else:
+            raise UnsupportedImage("GIF has no image before its end")
+    raise UnsupportedImage("GIF is truncated")

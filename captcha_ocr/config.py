@@ -39,7 +39,7 @@ class Limits:
     max_body_bytes: int = 6_000_000  # a POST body (a Function URL takes at most 6 MB)
     max_body_values: int = 64  # fields of a form body; commas and brackets of a JSON one (a batch of 16: 18)
     max_jpeg_scans: int = 64  # progressive JPEGs have about 10; each scan walks every block again
-    max_jpeg_segments: int = 4_096  # marker segments of one JPEG (a normal file has under 30)
+    max_segments: int = 4_096  # a JPEG's marker segments, a GIF's blocks before its first frame (normal: < 30)
 
 
 @dataclass(frozen=True)

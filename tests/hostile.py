@@ -194,6 +194,31 @@ def gif_with_big_screen() -> bytes:
     return bytes(gif)
 
 
+def gif_with_comments(count: int = 600_000) -> bytes:
+    """Empty comment extensions before the first frame: 3 bytes each, one parser step each."""
+    gif = encode(Image.new("P", (160, 60), 1), "GIF")
+    first_image = gif.index(b"\x2c")
+    return gif[:first_image] + b"\x21\xfe\x00" * count + gif[first_image:]
+
+
+def gif_with_tiny_sub_blocks(side: int = MAX_SIDE) -> bytes:
+    """The largest GIF allowed, its image data re-cut into 1-byte sub-blocks."""
+    gif = encode(Image.new("P", (side, side), 1), "GIF")
+    start = gif.index(b"\x2c") + 10 + 1  # image descriptor, then the LZW minimum code size
+    data, position = b"", start
+    while gif[position]:
+        data += gif[position + 1:position + 1 + gif[position]]
+        position += 1 + gif[position]
+    return gif[:start] + b"".join(b"\x01" + data[i:i + 1] for i in range(len(data))) + gif[position:]
+
+
+def bmp_with_header_size(size: int) -> bytes:
+    """A captcha-sized BMP whose DIB header claims `size` bytes (Pillow took 3.8 s over 2 GB)."""
+    bmp = bytearray(encode(Image.new("RGB", (160, 60), "white"), "BMP"))
+    bmp[14:18] = struct.pack("<I", size)
+    return bytes(bmp)
+
+
 def bmp_rle_bomb() -> bytes:
     """An 8-bit RLE BMP: a few bytes that expand to the largest square allowed."""
     width = height = MAX_SIDE
@@ -228,7 +253,7 @@ def rotated_captcha_jpeg(captcha_png: bytes, orientation: int) -> bytes:
     return with_segments(encode(image.transpose(stored), "JPEG", quality=95), exif_orientation_app1(orientation))
 
 
-CLASS_COUNT = 75  # the tests are parametrized by index: this says how many there are
+CLASS_COUNT = 79  # the tests are parametrized by index: this says how many there are
 
 
 def cases(captcha_png: bytes, captcha_text: str) -> list[Case]:
@@ -295,6 +320,8 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         lambda: Case("jpeg claiming 30000x30000", get_event(b64(jpeg_with_size(jpeg, 30_000, 30_000))), 413,
                      "ImageTooLarge"),
         lambda: Case("png with 100000 text chunks", get_event(b64(many_text_chunks_png())), 200),
+        lambda: Case("palette png with 150000 trns chunks", get_event(b64(png_with_chunks(
+            encode(Image.new("P", (160, 60), 1)), *[png_chunk(b"tRNS", b"\x00")] * 150_000))), 200),
         lambda: Case("largest allowed interlaced png", get_event(b64(interlaced_png())), 200),
         lambda: Case("png split into 100000 idat chunks", get_event(b64(split_idat_png())), 200),
         lambda: Case("png with a 50 MB iccp profile", get_event(b64(iccp_bomb_png())), 200),
@@ -314,9 +341,13 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         lambda: Case("largest allowed lossy webp", get_event(b64(encode(Image.fromarray(big_rgb), "WEBP", quality=50))),
                      200),
         lambda: Case("gif with a 30000x30000 screen", get_event(b64(gif_with_big_screen())), 413, "ImageTooLarge"),
+        lambda: Case("gif with 600000 comment blocks", get_event(b64(gif_with_comments())), 413, "ImageTooComplex"),
+        lambda: Case("largest gif in 1-byte sub-blocks", get_event(b64(gif_with_tiny_sub_blocks())), 200),
         lambda: Case("gif with 1000 frames", get_event(b64(encode(Image.new("P", (300, 300)), "GIF", save_all=True,
                      append_images=[Image.new("P", (300, 300), i % 200) for i in range(999)]))), 200),
         lambda: Case("rle bmp expanding to the largest allowed", get_event(b64(bmp_rle_bomb())), 200),
+        lambda: Case("bmp declaring a 2 GB header", get_event(b64(bmp_with_header_size(2**31 - 1))), 415,
+                     "UnsupportedImage"),
         lambda: Case("largest 32-bit bmp", get_event(b64(encode(Image.fromarray(big_rgb).convert("RGBA"), "BMP"))),
                      413, "PayloadTooLarge"),
         lambda: Case("tiff, a format not served", get_event(b64(encode(Image.new("RGB", (160, 60)), "TIFF"))), 415,

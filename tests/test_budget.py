@@ -66,7 +66,7 @@ def test_too_many_segments_is_too_complex():
     dqt = next(part for part in jpeg_segments(jpeg) if part[1] == 0xDB)
     parts = jpeg_segments(jpeg)
     with pytest.raises(ImageTooComplex):
-        screen(b"".join(parts[:2]) + dqt * LIMITS.max_jpeg_segments + b"".join(parts[2:]), LIMITS)
+        screen(b"".join(parts[:2]) + dqt * LIMITS.max_segments + b"".join(parts[2:]), LIMITS)
 
 
 def test_data_too_short_for_the_declared_size_is_corrupt():
