@@ -21,11 +21,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-import numpy as np
-
 from captcha_ocr.app import default_model_dir
 from captcha_ocr.config import load_config
-from captcha_ocr.evaluation import synthetic_samples
+from captcha_ocr.evaluation import latency_summary, synthetic_samples
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HOST = "127.0.0.1"
@@ -89,8 +87,9 @@ def run_load(port: int, paths: list[str], truths: list[str], total: int, concurr
         thread.join()
     wall = time.perf_counter() - started
     done = len(latencies) + sum(1 for e in errors if not e.isdigit())
+    summary = latency_summary(latencies)
     return {"requests": done, "concurrency": concurrency, "wall_s": wall, "throughput_rps": done / wall,
-            "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
+            "p50_ms": summary["median_ms"], "p99_ms": summary["p99_ms"],
             "errors": len(errors), "wrong_text": wrong}
 
 

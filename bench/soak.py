@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from captcha_ocr.app import create_app, log
-from captcha_ocr.evaluation import synthetic_samples
+from captcha_ocr.evaluation import latency_summary, synthetic_samples
 from captcha_ocr.events import query_event
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,8 +57,9 @@ def main() -> None:
         latencies[i] = (time.perf_counter() - t0) * 1000
         if (i + 1) % tenth == 0:
             window = latencies[i + 1 - tenth : i + 1]
-            rows.append({"calls": i + 1, "rss_mb": round(rss_mb(), 2), "median_ms": round(float(np.median(window)), 4),
-                         "p99_ms": round(float(np.percentile(window, 99)), 4)})
+            summary = latency_summary(window)
+            rows.append({"calls": i + 1, "rss_mb": round(rss_mb(), 2), "median_ms": round(summary["median_ms"], 4),
+                         "p99_ms": round(summary["p99_ms"], 4)})
     wall = time.perf_counter() - started
 
     print(f"{'calls':>8} {'RSS MB':>8} {'median ms':>10} {'p99 ms':>8}")

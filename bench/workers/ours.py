@@ -5,7 +5,6 @@
 
 import base64
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from captcha_ocr.app import create_app  # noqa: E402
+from captcha_ocr.evaluation import latency_summary  # noqa: E402
 from captcha_ocr.events import query_event  # noqa: E402
 from captcha_ocr.imaging import preprocess  # noqa: E402
 
@@ -24,8 +24,7 @@ def timed(function, items, repeat):
         started = time.perf_counter()
         function(items[i % len(items)])
         times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {"median_ms": statistics.median(times), "p99_ms": times[int(len(times) * 0.99) - 1]}
+    return latency_summary(times)
 
 
 def main():
