@@ -63,3 +63,9 @@ def test_a_missing_training_folder_is_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert "no such folder" in err and "Traceback" not in err
+
+
+def test_eval_of_a_missing_export_is_one_line(tmp_path, capsys):
+    assert main(["eval", "--synthetic", "5", "--model-dir", str(tmp_path / "runs" / "mine" / "export")]) == 1
+    err = capsys.readouterr().err
+    assert "no config.json" in err and "Traceback" not in err

@@ -79,3 +79,29 @@ def test_tiny_training_run_exports_models_the_serving_runtime_loads(tmp_path):
     assert "resuming after epoch 1" in resumed.stdout
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert [h["epoch"] for h in state["history"]] == [1, 2]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_training_still_exports_the_best_model(tmp_path):
+    """A stopped run (SIGTERM here; Ctrl-C is the same) leaves its best model exported, with plots."""
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "captcha_ocr.cli", "train", "--out", str(tmp_path / "run"), "--train-size",
+               "256", "--val-size", "32", "--seed", "5", "--workers", "1", "--batch-size", "32", "--epochs", "500"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = tmp_path / "run" / "state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if state.is_file() and json.loads(state.read_text()).get("epoch", 0) >= 2:
+            break
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-3000:]
+    assert "stopped: exporting the best model so far" in output and "Traceback" not in output
+    export = tmp_path / "run" / "export"
+    assert (export / "config.json").is_file() and (export / "model_quantized.tflite").is_file()
+    assert (tmp_path / "run" / "history.png").is_file()
+    assert not list((tmp_path / "run" / "checkpoints").glob("partial-*"))
+    assert json.loads(state.read_text())["epoch"] < 500

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -70,12 +73,14 @@ class Checkpointer(keras.callbacks.Callback):
         self.state.update(epoch=epoch + 1, elapsed_s=elapsed)
         print(f"\nepoch {epoch + 1}: held-out full-sequence accuracy {accuracy:.4f} "
               f"({len(self.validation)} images), {elapsed / 60:.1f} min so far", flush=True)
-        self.model.save(self.checkpoints / "last.keras")
+        self._save_atomically("last.keras")
         if accuracy >= self.state.get("best_accuracy", -1.0):
             self.state["best_accuracy"] = accuracy
             self.state["best_epoch"] = epoch + 1
-            self.model.save(self.checkpoints / "best.keras")
-        (self.settings.run_dir / "state.json").write_text(json.dumps(self.state, indent=2) + "\n")
+            self._save_atomically("best.keras")
+        state_path = self.settings.run_dir / "state.json"
+        state_path.with_suffix(".tmp").write_text(json.dumps(self.state, indent=2) + "\n")
+        os.replace(state_path.with_suffix(".tmp"), state_path)
         if accuracy >= self.settings.target_accuracy:
             print(f"target accuracy {self.settings.target_accuracy} reached: stopping", flush=True)
             self.model.stop_training = True
@@ -83,6 +88,13 @@ class Checkpointer(keras.callbacks.Callback):
         if patience and epoch + 1 - self.state["best_epoch"] >= patience:
             print(f"no better checkpoint for {patience} epochs: stopping", flush=True)
             self.model.stop_training = True
+
+
+    def _save_atomically(self, name: str) -> None:
+        """A checkpoint is whole or absent: Ctrl-C or SIGTERM mid-save leaves the previous one."""
+        partial = self.checkpoints / f"partial-{name}"
+        self.model.save(partial)
+        os.replace(partial, self.checkpoints / name)
 
 
 def compile_model(settings: TrainSettings, steps_per_epoch: int) -> keras.Model:
@@ -165,18 +177,51 @@ def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resu
     else:
         labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
         callbacks = [Checkpointer(settings, validation, state)]
-        if settings.augmenting:
-            from captcha_ocr.training.augment import training_batches
+        with _stop_on_sigterm():
+            try:
+                if settings.augmenting:
+                    from captcha_ocr.training.augment import training_batches
 
-            batches = training_batches(train_set.images, labels, settings.batch_size, settings.seed)
-            model.fit(batches, epochs=settings.epochs, initial_epoch=state["epoch"], shuffle=False, verbose=1,
-                      callbacks=callbacks)
-        else:
-            model.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=settings.epochs,
-                      initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=callbacks)
+                    batches = training_batches(train_set.images, labels, settings.batch_size, settings.seed)
+                    model.fit(batches, epochs=settings.epochs, initial_epoch=state["epoch"], shuffle=False,
+                              verbose=1, callbacks=callbacks)
+                else:
+                    model.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=settings.epochs,
+                              initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=callbacks)
+            except KeyboardInterrupt:
+                if "best_epoch" not in state:
+                    raise DatasetError("stopped before the first epoch ended: there is no model to export") from None
+                print(f"\nstopped: exporting the best model so far (epoch {state['best_epoch']}, held-out "
+                      f"accuracy {state['best_accuracy']:.4f}); continue with --resume", flush=True)
+        _say_if_still_improving(settings, state)
     best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
     write_plots(settings, best, validation)
     return best
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (kill, a notebook's stop button, a job scheduler) stops training like Ctrl-C does."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _say_if_still_improving(settings: TrainSettings, state: dict) -> None:
+    """A run that ends at its epoch cap with its best epoch last was still learning: say how to go on."""
+    if state.get("epoch") == settings.epochs and state.get("best_epoch") == settings.epochs \
+            and state.get("best_accuracy", 0) < settings.target_accuracy and settings.epochs > 1:
+        print(f"the last epoch was the best: the run may still improve. Continue with: captcha-ocr train "
+              f"--out {settings.out_dir} --resume --epochs {settings.epochs * 2}", flush=True)
 
 
 def write_plots(settings: TrainSettings, model: keras.Model, validation: Dataset) -> None:
