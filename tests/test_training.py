@@ -105,3 +105,24 @@ def test_sigterm_mid_training_still_exports_the_best_model(tmp_path):
     assert (tmp_path / "run" / "history.png").is_file()
     assert not list((tmp_path / "run" / "checkpoints").glob("partial-*"))
     assert json.loads(state.read_text())["epoch"] < 500
+
+
+@pytest.mark.slow
+def test_a_time_limit_ends_the_run_with_the_best_model_exported(tmp_path):
+    result = train_cli(tmp_path / "run", "--epochs", "500", "--time-limit", "0.01")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "time limit of 0.01 min reached: stopping" in result.stdout
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["epoch"] == 1 and (tmp_path / "run" / "export" / "config.json").is_file()
+
+
+def test_the_run_outlook_counts_patience_the_cap_and_the_time_limit(tmp_path):
+    from captcha_ocr.training.settings import TrainSettings
+    from captcha_ocr.training.train import Checkpointer
+
+    state = {"history": [{}] * 4, "best_epoch": 3, "best_accuracy": 0.5}
+    outlook = Checkpointer(TrainSettings(out_dir=str(tmp_path), epochs=200, patience=10), None, state)
+    expected = "run: epoch 4/200, best 0.5000 at epoch 3; at most 9.0 min left at this pace"  # 9 epochs of 1 min
+    assert outlook._run_outlook(4, 240.0) == expected
+    limited = Checkpointer(TrainSettings(out_dir=str(tmp_path), epochs=200, time_limit=5), None, state)
+    assert "at most 1.0 min left" in limited._run_outlook(4, 240.0)

@@ -15,7 +15,7 @@ from typing import Any
 DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
 # a user's labelled folder needs a longer, smaller-batch run from the synthetic backbone
 FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic"}
-RESUMABLE = ("epochs", "target_accuracy", "workers", "patience")  # what --resume may change
+RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit")  # what --resume may change
 
 
 def flag(name: str, help: str, **argparse_options: Any) -> dict[str, Any]:
@@ -67,6 +67,9 @@ class TrainSettings:
     seed: int = field(default=1, metadata=flag("--seed", "seed for data, split and weights (default 1)", type=int))
     workers: int = field(default=0, metadata=flag(
         "--workers", "processes generating data (default: all cores)", type=int))
+    time_limit: float = field(default=0.0, metadata=flag(  # 0: none
+        "--time-limit", "minutes of training at most, counted across resumes; the best model by then is "
+        "exported (default: none)", type=float))
 
     @property
     def augmenting(self) -> bool:

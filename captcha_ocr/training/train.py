@@ -88,6 +88,25 @@ class Checkpointer(keras.callbacks.Callback):
         if patience and epoch + 1 - self.state["best_epoch"] >= patience:
             print(f"no better checkpoint for {patience} epochs: stopping", flush=True)
             self.model.stop_training = True
+        limit = self.settings.time_limit * 60
+        if limit and elapsed >= limit:
+            print(f"time limit of {self.settings.time_limit:g} min reached: stopping", flush=True)
+            self.model.stop_training = True
+        if not self.model.stop_training:
+            print(self._run_outlook(epoch + 1, elapsed), flush=True)
+
+    def _run_outlook(self, epoch: int, elapsed: float) -> str:
+        """The whole run's progress, not only the epoch's: how many epochs at most remain and how long
+        they take at this pace (patience, the epoch cap and the time limit each end it sooner)."""
+        last = self.settings.epochs
+        if self.settings.patience:
+            last = min(last, self.state["best_epoch"] + self.settings.patience)
+        per_epoch = elapsed / max(1, len(self.state["history"]))
+        remaining = max(0.0, (last - epoch) * per_epoch)
+        if self.settings.time_limit:
+            remaining = min(remaining, max(0.0, self.settings.time_limit * 60 - elapsed))
+        return (f"run: epoch {epoch}/{self.settings.epochs}, best {self.state['best_accuracy']:.4f} at epoch "
+                f"{self.state['best_epoch']}; at most {remaining / 60:.1f} min left at this pace")
 
 
     def _save_atomically(self, name: str) -> None:
