@@ -27,11 +27,32 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from captcha_ocr.app import configure_logging, create_app
-    from captcha_ocr.server import serve
+    from captcha_ocr.server import make_server, serve
 
     configure_logging()
     app = create_app(args.model_dir)
-    serve(app.handle, args.host, args.port)
+    serve(make_server(app.handle, args.host, args.port),
+          "captcha-ocr local API Gateway on {url}  (demo page: {url}demo, Ctrl-C stops)")
+    return 0
+
+
+def _add_label(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("label", help="label a folder of captchas in the browser, the model's reading pre-filled")
+    p.add_argument("folder", type=Path, help="the images; labels go to FOLDER/labels.tsv after every answer")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    p.add_argument("--port", type=int, default=9001, help="default 9001; 0 picks a free port")
+    _model_dir_arg(p)
+
+
+def _label(args: argparse.Namespace) -> int:
+    from captcha_ocr.app import create_app
+    from captcha_ocr.labelling import LabelSession, model_reader
+    from captcha_ocr.server import LabelPage, make_wsgi_server, serve
+
+    session = LabelSession(args.folder, model_reader(create_app(args.model_dir)))
+    state = session.state()
+    print(f"{args.folder}: {state['labelled']} of {state['total']} images labelled, {state['queue']} to look at")
+    serve(make_wsgi_server(LabelPage(session), args.host, args.port), "labelling page on {url}label  (Ctrl-C stops)")
     return 0
 
 
@@ -256,13 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_predict, _add_sample, _add_train, _add_export, _add_eval, _add_deploy):
+    for add in (_add_serve, _add_predict, _add_sample, _add_label, _add_train, _add_export, _add_eval, _add_deploy):
         add(sub)
     return parser
 
 
-COMMANDS = {"serve": _serve, "predict": _predict, "sample": _sample, "train": _train, "export": _export,
-            "eval": _eval, "deploy": _deploy}
+COMMANDS = {"serve": _serve, "predict": _predict, "sample": _sample, "label": _label, "train": _train,
+            "export": _export, "eval": _eval, "deploy": _deploy}
 
 
 def main(argv: list[str] | None = None) -> int:

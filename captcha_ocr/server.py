@@ -7,18 +7,22 @@ included, so what works with curl or a browser locally works in the cloud.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import signal
+import threading
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from captcha_ocr.errors import UserError
+from captcha_ocr.errors import InvalidRequest, NotFound, UserError
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_BODY_BYTES = 8_000_000  # above the handler's own limit, so the handler gives the 413
+JSON = {"Content-Type": "application/json; charset=utf-8"}
 
 
 def api_gateway_event(method: str, target: str, headers: dict[str, str], body: bytes, client_ip: str,
@@ -100,25 +104,29 @@ class LocalGateway:
 def make_server(handler: Handler, host: str = "127.0.0.1", port: int = 9000, api_path: str = "/") -> Any:
     """A waitress server (not yet running): `.run()` serves, `.close()` stops, `.effective_port`.
     api_path mounts the function under a prefix, as an API Gateway stage does ("/release")."""
+    return make_wsgi_server(LocalGateway(handler, api_path), host, port)
+
+
+def make_wsgi_server(app: Callable, host: str = "127.0.0.1", port: int = 9000) -> Any:
+    """Any WSGI app on waitress with the settings above (the labelling page uses it too)."""
     try:
         from waitress import create_server
     except ImportError as exc:
         raise UserError("the local server needs waitress: pip install -e '.[local]' (make run does)") from exc
 
     logging.getLogger("waitress").setLevel(logging.ERROR)  # client hang-ups and queue depth are not news
-    return create_server(LocalGateway(handler, api_path), host=host, port=port, **SERVER_SETTINGS)
+    return create_server(app, host=host, port=port, **SERVER_SETTINGS)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve(handler: Handler, host: str, port: int) -> None:
-    """Serve until Ctrl-C (or SIGTERM, as `kill` and service managers send), then close cleanly."""
-    server = make_server(handler, host, port)
+def serve(server: Any, banner: str) -> None:
+    """Run a server from make_server/make_wsgi_server until Ctrl-C (or SIGTERM, as `kill` and
+    service managers send), then close cleanly. `banner` may name {url}."""
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    print(f"captcha-ocr local API Gateway on http://{host}:{server.effective_port}/  "
-          f"(demo page: http://{host}:{server.effective_port}/demo, Ctrl-C stops)", flush=True)
+    print(banner.format(url=f"http://{server.effective_host}:{server.effective_port}/"), flush=True)
     try:
         server.run()  # returns (after closing) on KeyboardInterrupt, which SIGTERM raises too
     except KeyboardInterrupt:
@@ -126,3 +134,44 @@ def serve(handler: Handler, host: str, port: int) -> None:
     finally:
         print("\nstopping", flush=True)
         server.close()
+
+
+class LabelPage:
+    """The WSGI app of `captcha-ocr label`: the page, the session's state, answers, and its images."""
+
+    ACTIONS = {"/label/answer", "/label/skip", "/label/back"}
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self._lock = threading.Lock()  # one session, answered from waitress's threads
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
+        try:
+            status, headers, body = self._route(path, method, environ)
+        except (UserError, ValueError) as error:  # a bad label, name or body: the page shows the message
+            status, headers, body = 400, JSON, json.dumps(InvalidRequest(str(error)).body()).encode()
+        start_response(f"{status} {HTTPStatus(status).phrase}", [*headers.items(), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _route(self, path: str, method: str, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if method == "GET" and path in ("/", "/label"):
+            page = resources.files("captcha_ocr.web").joinpath("label.html").read_bytes()
+            return 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}, page
+        if method == "GET" and path == "/label/image":
+            name = parse_qs(environ.get("QUERY_STRING", "")).get("name", [""])[0]
+            return 200, {"Content-Type": "application/octet-stream", "Cache-Control": "no-store"}, \
+                self.session.image(name)
+        if (method, path) == ("GET", "/label/state"):
+            with self._lock:
+                return 200, JSON, json.dumps(self.session.state()).encode()
+        if method == "POST" and path in self.ACTIONS:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            document = json.loads(environ["wsgi.input"].read(min(length, 65_536)) or b"{}")
+            with self._lock:
+                if path == "/label/answer":
+                    state = self.session.answer(str(document.get("label", "")))
+                else:
+                    state = self.session.skip() if path == "/label/skip" else self.session.back()
+            return 200, JSON, json.dumps(state).encode()
+        return 404, JSON, json.dumps(NotFound(f"no route {path[:64]!r}").body()).encode()

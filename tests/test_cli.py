@@ -6,7 +6,7 @@ from conftest import MODEL_DIR
 from captcha_ocr.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", ["serve", "predict", "sample", "train", "export", "eval", "deploy"])
+@pytest.mark.parametrize("command", ["serve", "predict", "sample", "label", "train", "export", "eval", "deploy"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

@@ -1,0 +1,137 @@
+"""Assisted labelling of a folder of captchas: the model's reading pre-filled, least sure first.
+
+`captcha-ocr label FOLDER` serves a keyboard-first page over a LabelSession. Every answer is
+written to FOLDER/labels.tsv at once, atomically (a temporary file, then a rename), so a crash or a
+closed tab loses nothing, and a restart resumes with the images still unlabelled. After the
+unlabelled images come the labelled ones the model confidently disagrees with: label noise is
+common in real sets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from captcha_ocr.labelled import IMAGE_SUFFIXES, LABEL_FILES, DatasetError
+
+LABELS_FILE = "labels.tsv"
+REVIEW_CONFIDENCE = 0.9  # a labelled image is shown again when the model disagrees this surely
+
+Reader = Callable[[bytes], tuple[str, float]]  # image bytes -> (text, confidence)
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str  # path relative to the folder
+    prediction: str
+    confidence: float
+    review: bool  # already labelled, and the model disagrees
+
+
+def model_reader(app: Any) -> Reader:
+    """An App's model as a Reader: the one preprocessing, the recognizer, and "" for unreadable files."""
+    from captcha_ocr.errors import ApiError
+    from captcha_ocr.imaging import preprocess
+
+    def read(data: bytes) -> tuple[str, float]:
+        try:
+            tensor = preprocess(data, app.config.height, app.config.width, app.config.limits).tensor
+        except ApiError:
+            return "", 0.0
+        result = app.recognizer.recognize(tensor)
+        return result.text, result.confidence
+
+    return read
+
+
+def read_labels(folder: Path) -> dict[str, str]:
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        return {}
+    labels = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if "\t" in line and not line.startswith("#"):
+            name, label = line.split("\t", 1)
+            labels[name] = label
+    return labels
+
+
+class LabelSession:
+    def __init__(self, folder: Path, read: Reader) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise DatasetError(f"no such folder: {self.folder}")
+        others = [name for name in LABEL_FILES if name != LABELS_FILE and (self.folder / name).is_file()]
+        if others:
+            raise DatasetError(f"{self.folder} keeps its labels in {others[0]}; the labelling page writes "
+                               f"{LABELS_FILE}: merge them into one file first")
+        self.labels = read_labels(self.folder)
+        names = sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*")
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not names:
+            raise DatasetError(f"no images in {self.folder}")
+        self.total = len(names)
+        readings = {name: read((self.folder / name).read_bytes()) for name in names}
+        unlabelled = sorted((n for n in names if n not in self.labels), key=lambda n: (readings[n][1], n))
+        disputed = sorted((n for n in names if n in self.labels and readings[n][0] != self.labels[n]
+                           and readings[n][1] >= REVIEW_CONFIDENCE), key=lambda n: (-readings[n][1], n))
+        self.queue = [Item(n, *readings[n], review=n in self.labels) for n in unlabelled + disputed]
+        self.position = 0
+        self.answered = 0
+        self.prefills_right = 0
+
+    def state(self) -> dict[str, Any]:
+        """What the page shows: the current item (or none left) and the progress."""
+        item = self.queue[self.position] if self.position < len(self.queue) else None
+        return {
+            "item": None if item is None else {
+                "name": item.name, "prediction": item.prediction, "confidence": item.confidence,
+                "review": item.review, "label": self.labels.get(item.name, ""),
+            },
+            "position": self.position, "queue": len(self.queue),
+            "labelled": len(self.labels), "total": self.total,
+            "prefill_accuracy": self.prefills_right / self.answered if self.answered else None,
+        }
+
+    def answer(self, label: str) -> dict[str, Any]:
+        label = label.strip()
+        if not label or any(c in label for c in "\t\r\n"):
+            raise DatasetError("a label is one line of text without tabs")
+        item = self._current()
+        self.labels[item.name] = label
+        self._write()
+        self.answered += 1
+        self.prefills_right += label == item.prediction
+        self.position += 1
+        return self.state()
+
+    def skip(self) -> dict[str, Any]:
+        self._current()
+        self.position += 1
+        return self.state()
+
+    def back(self) -> dict[str, Any]:
+        self.position = max(0, self.position - 1)
+        return self.state()
+
+    def image(self, name: str) -> bytes:
+        """An image of this session's folder, by the name the page was given (nothing else)."""
+        if name not in {item.name for item in self.queue} and name not in self.labels:
+            raise DatasetError("not an image of this folder")
+        return (self.folder / name).read_bytes()
+
+    def _current(self) -> Item:
+        if self.position >= len(self.queue):
+            raise DatasetError("every image has been seen")
+        return self.queue[self.position]
+
+    def _write(self) -> None:
+        """labels.tsv rewritten whole through a temporary file and a rename: never half written."""
+        path = self.folder / LABELS_FILE
+        partial = path.with_name(f".{LABELS_FILE}.partial")
+        lines = [f"{name}\t{label}\n" for name, label in sorted(self.labels.items())]
+        partial.write_text("".join(lines), encoding="utf-8")
+        os.replace(partial, path)

@@ -1,0 +1,158 @@
+"""Assisted labelling: the session (ordering, atomic labels.tsv, resume) and the page in Chromium."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import MODEL_DIR
+
+from captcha_ocr.app import create_app
+from captcha_ocr.evaluation import synthetic_samples
+from captcha_ocr.labelled import DatasetError, list_labelled_files
+from captcha_ocr.labelling import LABELS_FILE, LabelSession, model_reader, read_labels
+
+READINGS = {b"a": ("abcd", 0.99), b"b": ("bcde", 0.40), b"c": ("cdef", 0.75), b"d": ("zzzz", 0.97)}
+
+
+def folder_of(tmp_path, **files: bytes):
+    for name, data in files.items():
+        (tmp_path / f"{name}.png").write_bytes(data)
+    return tmp_path
+
+
+def fake_reader(data: bytes) -> tuple[str, float]:
+    return READINGS[data]
+
+
+def test_least_confident_first_then_confident_disagreements(tmp_path):
+    folder = folder_of(tmp_path, one=b"a", two=b"b", three=b"c", four=b"d")
+    (folder / LABELS_FILE).write_text("four.png\tdddd\n")  # labelled, and the model is sure it reads zzzz
+    session = LabelSession(folder, fake_reader)
+    assert [item.name for item in session.queue] == ["two.png", "three.png", "one.png", "four.png"]
+    assert session.queue[-1].review and not session.queue[0].review
+    assert session.state()["labelled"] == 1 and session.state()["total"] == 4
+
+
+def test_every_answer_is_written_at_once_and_a_new_session_resumes(tmp_path):
+    folder = folder_of(tmp_path, one=b"a", two=b"b", three=b"c")
+    session = LabelSession(folder, fake_reader)
+    session.answer("bcde")  # two.png: the pre-fill accepted
+    session.skip()  # three.png
+    session.answer("abce")  # one.png: corrected
+    assert read_labels(folder) == {"two.png": "bcde", "one.png": "abce"}
+    assert session.state()["prefill_accuracy"] == 0.5 and session.state()["item"] is None
+    assert not list(folder.glob(".*partial"))
+    items, _ = list_labelled_files(folder)  # training reads the same file
+    assert sorted((p.name, label) for p, label in items) == [("one.png", "abce"), ("two.png", "bcde")]
+    resumed = LabelSession(folder, fake_reader)  # a restart: the skipped image, then the disputed label
+    assert [(item.name, item.review) for item in resumed.queue] == [("three.png", False), ("one.png", True)]
+
+
+def test_back_shows_the_previous_image_with_its_label(tmp_path):
+    session = LabelSession(folder_of(tmp_path, one=b"a", two=b"b"), fake_reader)
+    session.answer("bcdf")
+    state = session.back()
+    assert state["item"]["name"] == "two.png" and state["item"]["label"] == "bcdf"
+    session.answer("bcde")  # answering again replaces the label
+    assert read_labels(tmp_path) == {"two.png": "bcde"}
+
+
+@pytest.mark.parametrize("label", ["", "  ", "a\tb", "a\nb"])
+def test_bad_labels_are_refused(tmp_path, label):
+    session = LabelSession(folder_of(tmp_path, one=b"a"), fake_reader)
+    with pytest.raises(DatasetError):
+        session.answer(label)
+    assert not (tmp_path / LABELS_FILE).exists()
+
+
+def test_only_the_folders_images_are_served_and_other_label_files_are_not_overwritten(tmp_path):
+    session = LabelSession(folder_of(tmp_path, one=b"a"), fake_reader)
+    assert session.image("one.png") == b"a"
+    with pytest.raises(DatasetError):
+        session.image("../secret.png")
+    (tmp_path / "labels.txt").write_text("one.png abcd\n")
+    with pytest.raises(DatasetError, match="labels.txt"):
+        LabelSession(tmp_path, fake_reader)
+
+
+def test_the_shipped_model_prefills_its_own_captchas(tmp_path):
+    app = create_app(MODEL_DIR)
+    samples = synthetic_samples(3, 99, app.config.charset, app.config.lengths)
+    for index, sample in enumerate(samples):
+        (tmp_path / f"{index:04d}.png").write_bytes(sample.data)
+    (tmp_path / "notes.png").write_bytes(b"not an image")
+    session = LabelSession(tmp_path, model_reader(app))
+    readings = {item.name: item.prediction for item in session.queue}
+    assert readings["notes.png"] == "" and session.queue[0].name == "notes.png"  # unreadable: least sure
+    assert sum(readings[f"{i:04d}.png"] == s.text for i, s in enumerate(samples)) >= 2
+
+
+# -- the page in a real browser -------------------------------------------------------------------
+@pytest.fixture
+def label_server(tmp_path):
+    """A labelling server over a folder of fresh captchas; `restart()` kills it and starts another."""
+    from captcha_ocr.server import LabelPage, make_wsgi_server
+
+    app = create_app(MODEL_DIR)
+    samples = synthetic_samples(4, 4242, app.config.charset, app.config.lengths)
+    for index, sample in enumerate(samples):
+        (tmp_path / f"{index:04d}.png").write_bytes(sample.data)
+    servers = []
+
+    def start():
+        server = make_wsgi_server(LabelPage(LabelSession(tmp_path, model_reader(app))), "127.0.0.1", 0)
+        threading.Thread(target=server.run, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.effective_port}/label"
+
+    yield tmp_path, start
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.slow
+def test_label_correct_skip_back_crash_and_resume_in_chromium(label_server):
+    from test_demo_page import CHROMIUM, LAUNCH_ARGS, sync_api
+
+    if CHROMIUM is None:
+        pytest.skip("Chromium not found (apt-get install chromium)")
+    folder, start = label_server
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page()
+        page.goto(start())
+        field = page.locator("[data-testid=label]")
+
+        def current() -> str:
+            return page.locator("[data-testid=reading]").inner_text().rsplit("· ", 1)[1]
+
+        def wait_for_change(before: str) -> None:
+            page.wait_for_function("(before) => !document.querySelector('#reading').textContent.endsWith(before)",
+                                   arg=before)
+
+        first = current()
+        prefilled = field.input_value()
+        field.press("Enter")  # accept the pre-fill
+        wait_for_change(first)
+        second = current()
+        field.type("abcd")  # typing replaces the selected pre-fill
+        field.press("Enter")
+        wait_for_change(second)
+        third = current()
+        field.press("Tab")  # skip
+        wait_for_change(third)
+        field.press("Shift+Tab")  # back to the skipped one
+        page.wait_for_function("(name) => document.querySelector('#reading').textContent.endsWith(name)", arg=third)
+        assert read_labels(folder) == {first: prefilled, second: "abcd"}
+        assert "2 of 4 images labelled" in page.locator("[data-testid=progress]").inner_text()
+
+        page.goto(start())  # the server "crashed": a new one on the same folder resumes
+        resumed = current()
+        assert resumed not in (first, second)
+        field.fill("wxyz")
+        field.press("Enter")
+        page.wait_for_function("() => document.querySelector('[data-testid=progress]').textContent"
+                               ".startsWith('3 of 4')")
+        assert read_labels(folder) == {first: prefilled, second: "abcd", resumed: "wxyz"}
+        browser.close()
