@@ -41,18 +41,27 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path, help="the images; labels go to FOLDER/labels.tsv after every answer")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
     p.add_argument("--port", type=int, default=9001, help="default 9001; 0 picks a free port")
+    p.add_argument("--retrain-minutes", type=float, default=3.0,
+                   help="the page's Retrain button trains this long on the labels so far (default 3)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="where retraining runs go (default runs/)")
     _model_dir_arg(p)
 
 
 def _label(args: argparse.Namespace) -> int:
+    import importlib.util
+
     from captcha_ocr.app import create_app
-    from captcha_ocr.labelling import LabelSession, model_reader
+    from captcha_ocr.labelling import LabelSession, Retrainer, model_reader
     from captcha_ocr.server import LabelPage, make_wsgi_server, serve
 
     session = LabelSession(args.folder, model_reader(create_app(args.model_dir)))
+    retrainer = None
+    if importlib.util.find_spec("keras") is not None:  # the train extra: retraining from the page
+        retrainer = Retrainer(session, args.runs, args.retrain_minutes, lambda export: model_reader(create_app(export)))
     state = session.state()
     print(f"{args.folder}: {state['labelled']} of {state['total']} images labelled, {state['queue']} to look at")
-    serve(make_wsgi_server(LabelPage(session), args.host, args.port), "labelling page on {url}label  (Ctrl-C stops)")
+    serve(make_wsgi_server(LabelPage(session, retrainer), args.host, args.port),
+          "labelling page on {url}label  (Ctrl-C stops)")
     return 0
 
 

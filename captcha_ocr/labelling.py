@@ -9,7 +9,12 @@ common in real sets.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,7 @@ from captcha_ocr.labelled import IMAGE_SUFFIXES, LABEL_FILES, DatasetError
 
 LABELS_FILE = "labels.tsv"
 REVIEW_CONFIDENCE = 0.9  # a labelled image is shown again when the model disagrees this surely
+MIN_LABELS_TO_RETRAIN = 10  # a training run needs a few images to learn from and a few to score on
 
 Reader = Callable[[bytes], tuple[str, float]]  # image bytes -> (text, confidence)
 
@@ -74,17 +80,32 @@ class LabelSession:
         if not names:
             raise DatasetError(f"no images in {self.folder}")
         self.total = len(names)
-        readings = {name: read((self.folder / name).read_bytes()) for name in names}
-        unlabelled = sorted((n for n in names if n not in self.labels), key=lambda n: (readings[n][1], n))
-        disputed = sorted((n for n in names if n in self.labels and readings[n][0] != self.labels[n]
-                           and readings[n][1] >= REVIEW_CONFIDENCE), key=lambda n: (-readings[n][1], n))
-        self.queue = [Item(n, *readings[n], review=n in self.labels) for n in unlabelled + disputed]
+        self.lock = threading.RLock()  # the page's threads and a background retraining share the session
+        self.queue = self._ranked(names, read)
         self.position = 0
         self.answered = 0
         self.prefills_right = 0
 
+    def _ranked(self, names: list[str], read: Reader) -> list[Item]:
+        readings = {name: read((self.folder / name).read_bytes()) for name in names}
+        unlabelled = sorted((n for n in names if n not in self.labels), key=lambda n: (readings[n][1], n))
+        disputed = sorted((n for n in names if n in self.labels and readings[n][0] != self.labels[n]
+                           and readings[n][1] >= REVIEW_CONFIDENCE), key=lambda n: (-readings[n][1], n))
+        return [Item(n, *readings[n], review=n in self.labels) for n in unlabelled + disputed]
+
+    def rerank(self, read: Reader) -> None:
+        """Read what is still ahead with another model and order it again; what was seen, and the
+        image on the page now, stay where they are."""
+        with self.lock:
+            ahead = [item.name for item in self.queue[self.position + 1:]]
+            self.queue = self.queue[:self.position + 1] + self._ranked(ahead, read)
+
     def state(self) -> dict[str, Any]:
         """What the page shows: the current item (or none left) and the progress."""
+        with self.lock:
+            return self._state()
+
+    def _state(self) -> dict[str, Any]:
         item = self.queue[self.position] if self.position < len(self.queue) else None
         return {
             "item": None if item is None else {
@@ -96,26 +117,32 @@ class LabelSession:
             "prefill_accuracy": self.prefills_right / self.answered if self.answered else None,
         }
 
-    def answer(self, label: str) -> dict[str, Any]:
+    def answer(self, label: str, name: str | None = None) -> dict[str, Any]:
+        """Label the current image; `name`, when given, must be it (a page that is out of date is told so)."""
         label = label.strip()
         if not label or any(c in label for c in "\t\r\n"):
             raise DatasetError("a label is one line of text without tabs")
-        item = self._current()
-        self.labels[item.name] = label
-        self._write()
-        self.answered += 1
-        self.prefills_right += label == item.prediction
-        self.position += 1
-        return self.state()
+        with self.lock:
+            item = self._current()
+            if name is not None and name != item.name:
+                raise DatasetError(f"the page shows {name[:64]} but the session is at {item.name[:64]}: reload")
+            self.labels[item.name] = label
+            self._write()
+            self.answered += 1
+            self.prefills_right += label == item.prediction
+            self.position += 1
+            return self._state()
 
     def skip(self) -> dict[str, Any]:
-        self._current()
-        self.position += 1
-        return self.state()
+        with self.lock:
+            self._current()
+            self.position += 1
+            return self._state()
 
     def back(self) -> dict[str, Any]:
-        self.position = max(0, self.position - 1)
-        return self.state()
+        with self.lock:
+            self.position = max(0, self.position - 1)
+            return self._state()
 
     def image(self, name: str) -> bytes:
         """An image of this session's folder, by the name the page was given (nothing else)."""
@@ -135,3 +162,39 @@ class LabelSession:
         lines = [f"{name}\t{label}\n" for name, label in sorted(self.labels.items())]
         partial.write_text("".join(lines), encoding="utf-8")
         os.replace(partial, path)
+
+
+class Retrainer:
+    """Trains on the labels so far in the background (`captcha-ocr train` in a child process, so
+    TensorFlow never shares the page's process), then pre-fills and re-ranks the rest with it."""
+
+    def __init__(self, session: LabelSession, runs: Path, minutes: float, reader_for: Callable[[Path], Reader]):
+        self.session, self.runs, self.minutes, self.reader_for = session, Path(runs), minutes, reader_for
+        self.status: dict[str, Any] = {"state": "idle"}
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> dict[str, Any]:
+        with self.session.lock:
+            if self._thread is not None and self._thread.is_alive():
+                return self.status
+            if len(self.session.labels) < MIN_LABELS_TO_RETRAIN:
+                raise DatasetError(f"label at least {MIN_LABELS_TO_RETRAIN} images before retraining "
+                                   f"({len(self.session.labels)} so far)")
+            run = self.runs / time.strftime("label-%Y%m%d-%H%M%S")
+            self.status = {"state": "training", "labels": len(self.session.labels), "run": str(run)}
+            self._thread = threading.Thread(target=self._train, args=(run,), daemon=True)
+            self._thread.start()
+            return self.status
+
+    def _train(self, run: Path) -> None:
+        command = [sys.executable, "-m", "captcha_ocr.cli", "train", "--data", str(self.session.folder),
+                   "--out", str(run), "--time-limit", str(self.minutes)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        export = run / "export"
+        if done.returncode != 0 or not (export / "config.json").is_file():
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            self.status = {**self.status, "state": "failed", "message": last[0][:300]}
+            return
+        accuracy = json.loads((run / "state.json").read_text()).get("best_accuracy")
+        self.session.rerank(self.reader_for(export))
+        self.status = {**self.status, "state": "done", "accuracy": accuracy, "model": str(export)}

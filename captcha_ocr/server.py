@@ -10,7 +10,6 @@ import base64
 import json
 import logging
 import signal
-import threading
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
@@ -139,11 +138,11 @@ def serve(server: Any, banner: str) -> None:
 class LabelPage:
     """The WSGI app of `captcha-ocr label`: the page, the session's state, answers, and its images."""
 
-    ACTIONS = {"/label/answer", "/label/skip", "/label/back"}
+    ACTIONS = {"/label/answer", "/label/skip", "/label/back", "/label/retrain"}
 
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self._lock = threading.Lock()  # one session, answered from waitress's threads
+    def __init__(self, session: Any, retrainer: Any = None) -> None:
+        self.session = session  # a LabelSession: it locks itself against waitress's threads
+        self.retrainer = retrainer  # a labelling.Retrainer, or None: no retraining from the page
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
         path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
@@ -163,15 +162,22 @@ class LabelPage:
             return 200, {"Content-Type": "application/octet-stream", "Cache-Control": "no-store"}, \
                 self.session.image(name)
         if (method, path) == ("GET", "/label/state"):
-            with self._lock:
-                return 200, JSON, json.dumps(self.session.state()).encode()
+            return 200, JSON, json.dumps(self._with_retraining(self.session.state())).encode()
         if method == "POST" and path in self.ACTIONS:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             document = json.loads(environ["wsgi.input"].read(min(length, 65_536)) or b"{}")
-            with self._lock:
-                if path == "/label/answer":
-                    state = self.session.answer(str(document.get("label", "")))
-                else:
-                    state = self.session.skip() if path == "/label/skip" else self.session.back()
-            return 200, JSON, json.dumps(state).encode()
+            if path == "/label/answer":
+                name = document.get("name")
+                state = self.session.answer(str(document.get("label", "")), None if name is None else str(name))
+            elif path == "/label/retrain":
+                if self.retrainer is None:
+                    raise UserError("retraining is off: start captcha-ocr label with the train extra installed")
+                self.retrainer.start()
+                state = self.session.state()
+            else:
+                state = self.session.skip() if path == "/label/skip" else self.session.back()
+            return 200, JSON, json.dumps(self._with_retraining(state)).encode()
         return 404, JSON, json.dumps(NotFound(f"no route {path[:64]!r}").body()).encode()
+
+    def _with_retraining(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "retrain": self.retrainer.status if self.retrainer else {"state": "off"}}

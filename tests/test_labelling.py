@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import MODEL_DIR
@@ -156,3 +157,41 @@ def test_label_correct_skip_back_crash_and_resume_in_chromium(label_server):
                                ".startsWith('3 of 4')")
         assert read_labels(folder) == {first: prefilled, second: "abcd", resumed: "wxyz"}
         browser.close()
+
+
+def test_rerank_keeps_what_was_seen_and_the_current_image(tmp_path):
+    folder = folder_of(tmp_path, one=b"a", two=b"b", three=b"c", four=b"d")
+    session = LabelSession(folder, fake_reader)  # two (0.40), three (0.75), four (0.97), one (0.99)
+    session.answer("bcde")
+    flipped = {b"a": ("abcd", 0.10), b"b": ("bcde", 0.9), b"c": ("cdef", 0.95), b"d": ("zzzz", 0.20)}
+    session.rerank(lambda data: flipped[data])
+    assert [item.name for item in session.queue] == ["two.png", "three.png", "one.png", "four.png"]
+    assert session.queue[2].confidence == 0.10  # read again by the new model
+    with pytest.raises(DatasetError, match="reload"):
+        session.answer("cdef", name="one.png")  # the page is at three.png
+
+
+@pytest.mark.slow
+def test_retraining_in_the_background_re_ranks_with_the_new_model(tmp_path):
+    from captcha_ocr.labelling import MIN_LABELS_TO_RETRAIN, Retrainer
+
+    app = create_app(MODEL_DIR)
+    samples = synthetic_samples(MIN_LABELS_TO_RETRAIN + 3, 515, app.config.charset, app.config.lengths)
+    folder = tmp_path / "captchas"
+    folder.mkdir()
+    for index, sample in enumerate(samples):
+        (folder / f"{index:04d}.png").write_bytes(sample.data)
+    session = LabelSession(folder, model_reader(app))
+    used = []
+    retrainer = Retrainer(session, tmp_path / "runs", 0.01,
+                          lambda export: used.append(export) or model_reader(create_app(export)))
+    with pytest.raises(DatasetError, match="label at least"):
+        retrainer.start()
+    truths = {f"{index:04d}.png": sample.text for index, sample in enumerate(samples)}
+    for _ in range(MIN_LABELS_TO_RETRAIN):
+        session.answer(truths[session.state()["item"]["name"]])
+    assert retrainer.start()["state"] == "training"
+    retrainer._thread.join(300)
+    assert retrainer.status["state"] == "done", retrainer.status
+    assert used == [tmp_path / "runs" / Path(retrainer.status["run"]).name / "export"]
+    assert (used[0] / "model_quantized.tflite").is_file()
