@@ -112,6 +112,7 @@ def test_a_time_limit_ends_the_run_with_the_best_model_exported(tmp_path):
     result = train_cli(tmp_path / "run", "--epochs", "500", "--time-limit", "0.01")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "time limit of 0.01 min reached: stopping" in result.stdout
+    assert "training on the CPU" in result.stdout or "training on GPU" in result.stdout  # said at the start
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["epoch"] == 1 and (tmp_path / "run" / "export" / "config.json").is_file()
 

@@ -174,6 +174,7 @@ def load_synthetic(settings: TrainSettings) -> tuple[Dataset, Dataset]:
 
 def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resume: bool = False) -> keras.Model:
     """Fit until `epochs` or `target_accuracy`; returns the best checkpoint's model."""
+    print(describe_device(), flush=True)
     keras.utils.set_random_seed(settings.seed)
     settings.save()
     steps_per_epoch = (len(train_set) + settings.batch_size - 1) // settings.batch_size
@@ -216,6 +217,14 @@ def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resu
     best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
     write_plots(settings, best, validation)
     return best
+
+
+def describe_device() -> str:
+    """Which device TensorFlow trains on, said at the start of every run."""
+    import tensorflow as tf
+
+    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    return f"training on GPU: {', '.join(gpus)}" if gpus else "training on the CPU (TensorFlow sees no GPU)"
 
 
 @contextmanager
