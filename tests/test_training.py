@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import captcha.image
 import numpy as np
@@ -127,3 +128,23 @@ def test_the_run_outlook_counts_patience_the_cap_and_the_time_limit(tmp_path):
     assert outlook._run_outlook(4, 240.0) == expected
     limited = Checkpointer(TrainSettings(out_dir=str(tmp_path), epochs=200, time_limit=5), None, state)
     assert "at most 1.0 min left" in limited._run_outlook(4, 240.0)
+
+
+@pytest.mark.parametrize("held_out, stops", [(40, False), (200, True)])
+def test_a_perfect_score_stops_a_run_only_on_enough_held_out_images(tmp_path, monkeypatch, held_out, stops):
+    from captcha_ocr.training import train as training
+    from captcha_ocr.training.settings import TrainSettings
+
+    class Model:
+        stop_training = False
+
+        def save(self, path):
+            Path(path).write_bytes(b"checkpoint")
+
+    monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, charset: 1.0)
+    validation = synthetic_dataset(held_out, purpose="val", seed=1, workers=1, **SETTINGS)
+    checkpointer = training.Checkpointer(TrainSettings(out_dir=str(tmp_path), epochs=50), validation, {"history": []})
+    model = Model()
+    checkpointer.set_model(model)
+    checkpointer.on_epoch_end(0, {"loss": 1.0})
+    assert model.stop_training is stops

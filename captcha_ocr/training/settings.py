@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
-# a user's labelled folder needs a longer, smaller-batch run from the synthetic backbone
-FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic"}
+# a user's labelled folder: a smaller-batch run from the synthetic backbone that returns its best
+# model within 5 minutes (README: "Training on your own captchas"; --time-limit raises it)
+FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic", "time_limit": 5.0}
 RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit")  # what --resume may change
 
 
@@ -69,7 +70,7 @@ class TrainSettings:
         "--workers", "processes generating data (default: all cores)", type=int))
     time_limit: float = field(default=0.0, metadata=flag(  # 0: none
         "--time-limit", "minutes of training at most, counted across resumes; the best model by then is "
-        "exported (default: none)", type=float))
+        "exported (default: 5 with --data, none for synthetic)", type=float))
 
     @property
     def augmenting(self) -> bool:
