@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -84,14 +86,9 @@ def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float =
 
 def unzipped_bundle(out: Path) -> Path:
     """Build the bundle (wheels for Python 3.10, glibc-checked) and unzip it next to the archive."""
-    import zipfile
-
     archive = build_bundle.build(out, "3.10", "2.17", "3.4.19", REPO)
     target = out / "unzipped"
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
+    shutil.rmtree(target, ignore_errors=True)
     zipfile.ZipFile(archive).extractall(target)
     return target
 

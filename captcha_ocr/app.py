@@ -143,7 +143,7 @@ class App:
         return self.recognize(request)
 
     def demo(self, request: Request) -> Reply:
-        return Reply(200, web.demo_page(), {"Content-Type": HTML, "Cache-Control": "no-store"})
+        return Reply(200, web.page(web.DEMO_PAGE), {"Content-Type": HTML, "Cache-Control": "no-store"})
 
     def sample(self, request: Request) -> Reply:
         """A fresh captcha of the model's charset and lengths, drawn by the `captcha` library."""

@@ -13,10 +13,10 @@ import signal
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from captcha_ocr import web
 from captcha_ocr.errors import InvalidRequest, NotFound, UserError
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -79,13 +79,10 @@ class LocalGateway:
         self.api_path = api_path
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
-        status, headers, body = self._forward(environ)
-        start_response(f"{status} {HTTPStatus(status).phrase}", [*headers.items(), ("Content-Length", str(len(body)))])
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+        return _respond(environ, start_response, *self._forward(environ))
 
     def _forward(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress accepts only digits here
-        body = environ["wsgi.input"].read(length) if length else b""
+        body = _request_body(environ)
         target = environ.get("PATH_INFO") or "/"
         if environ.get("QUERY_STRING"):
             target += "?" + environ["QUERY_STRING"]
@@ -98,6 +95,25 @@ class LocalGateway:
         reply = self.handler(event, {"request_id": event["requestContext"]["requestId"]})
         payload = base64.b64decode(reply["body"]) if reply.get("isBase64Encoded") else reply["body"].encode()
         return int(reply["statusCode"]), dict(reply.get("headers", {})), payload
+
+
+Reply = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+def _request_body(environ: dict[str, Any], limit: int | None = None) -> bytes:
+    """The request's body, up to `limit` bytes (waitress accepts only digits as Content-Length)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length if limit is None else min(length, limit)) if length else b""
+
+
+def _respond(environ: dict[str, Any], start_response: Callable, status: int, headers: dict[str, str],
+             body: bytes) -> list[bytes]:
+    start_response(f"{status} {HTTPStatus(status).phrase}", [*headers.items(), ("Content-Length", str(len(body)))])
+    return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def _json_reply(status: int, document: dict[str, Any]) -> Reply:
+    return status, JSON, json.dumps(document).encode()
 
 
 def make_server(handler: Handler, host: str = "127.0.0.1", port: int = 9000, api_path: str = "/") -> Any:
@@ -147,25 +163,23 @@ class LabelPage:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
         path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
         try:
-            status, headers, body = self._route(path, method, environ)
+            reply = self._route(path, method, environ)
         except (UserError, ValueError) as error:  # a bad label, name or body: the page shows the message
-            status, headers, body = 400, JSON, json.dumps(InvalidRequest(str(error)).body()).encode()
-        start_response(f"{status} {HTTPStatus(status).phrase}", [*headers.items(), ("Content-Length", str(len(body)))])
-        return [body]
+            reply = _json_reply(400, InvalidRequest(str(error)).body())
+        return _respond(environ, start_response, *reply)
 
-    def _route(self, path: str, method: str, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    def _route(self, path: str, method: str, environ: dict[str, Any]) -> Reply:
         if method == "GET" and path in ("/", "/label"):
-            page = resources.files("captcha_ocr.web").joinpath("label.html").read_bytes()
+            page = web.page(web.LABEL_PAGE).encode()
             return 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}, page
         if method == "GET" and path == "/label/image":
             name = parse_qs(environ.get("QUERY_STRING", "")).get("name", [""])[0]
             return 200, {"Content-Type": "application/octet-stream", "Cache-Control": "no-store"}, \
                 self.session.image(name)
         if (method, path) == ("GET", "/label/state"):
-            return 200, JSON, json.dumps(self._with_retraining(self.session.state())).encode()
+            return _json_reply(200, self._with_retraining(self.session.state()))
         if method == "POST" and path in self.ACTIONS:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            document = json.loads(environ["wsgi.input"].read(min(length, 65_536)) or b"{}")
+            document = json.loads(_request_body(environ, limit=65_536) or b"{}")
             if path == "/label/answer":
                 name = document.get("name")
                 state = self.session.answer(str(document.get("label", "")), None if name is None else str(name))
@@ -176,8 +190,8 @@ class LabelPage:
                 state = self.session.state()
             else:
                 state = self.session.skip() if path == "/label/skip" else self.session.back()
-            return 200, JSON, json.dumps(self._with_retraining(state)).encode()
-        return 404, JSON, json.dumps(NotFound(f"no route {path[:64]!r}").body()).encode()
+            return _json_reply(200, self._with_retraining(state))
+        return _json_reply(404, NotFound(f"no route {path[:64]!r}").body())
 
     def _with_retraining(self, state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "retrain": self.retrainer.status if self.retrainer else {"state": "off"}}
