@@ -174,14 +174,17 @@ def _train(args: argparse.Namespace) -> int:
     _require_training()
     from captcha_ocr.training.export import export_run
     from captcha_ocr.training.settings import given, settings_for_run
-    from captcha_ocr.training.train import infer_from_folder, load_datasets, train
+    from captcha_ocr.training.train import infer_from_folder, load_datasets, load_unlabelled_images, train
 
     overrides = given(args)
     settings, resumed = settings_for_run(Path(args.out), overrides, args.resume)
+    if settings.unlabelled_dir and not settings.data_dir:
+        raise UserError("--unlabelled needs --data: the labelled images come first")
     if settings.data_dir and not resumed:
         infer_from_folder(settings, overrides.get("charset"), overrides.get("width"))
     train_set, validation = load_datasets(settings)
-    model = train(settings, train_set, validation, resume=args.resume)
+    unlabelled = load_unlabelled_images(settings)
+    model = train(settings, train_set, validation, resume=args.resume, unlabelled=unlabelled)
     export_run(settings, model, train_set, validation, args.name)
     return 0
 

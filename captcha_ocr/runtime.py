@@ -80,17 +80,63 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def greedy_path(log_probs: np.ndarray, blank: int) -> list[tuple[int, float]]:
     """Best class per frame, repeats merged, blanks dropped: (class, its best frame probability)."""
-    best = log_probs.argmax(axis=-1)
-    best_probabilities = np.exp(log_probs[np.arange(len(best)), best]).tolist()
+    return collapse_frames(log_probs.argmax(axis=-1), log_probs, blank)
+
+
+def collapse_frames(frames: np.ndarray, log_probs: np.ndarray, blank: int) -> list[tuple[int, float]]:
+    """A class per frame -> the CTC reading: (class, its best frame probability) per character."""
+    probabilities = np.exp(log_probs[np.arange(len(frames)), frames]).tolist()
     decoded: list[tuple[int, float]] = []
     previous = blank
-    for label, probability in zip(best.tolist(), best_probabilities):
+    for label, probability in zip(frames.tolist(), probabilities):
         if label != blank and label != previous:
             decoded.append((label, probability))
         elif label != blank and decoded:
             decoded[-1] = (label, max(decoded[-1][1], probability))
         previous = label
     return decoded
+
+
+def best_path_of_length(log_probs: np.ndarray, blank: int, lengths: tuple[int, ...]) -> np.ndarray | None:
+    """The most probable frame path whose reading has one of `lengths` characters (Viterbi over
+    (characters so far, this frame's class)); None when no such path fits in the frames."""
+    frames, classes = log_probs.shape
+    most = max(lengths)
+    score = np.full((most + 1, classes), -np.inf)
+    score[0, blank] = log_probs[0, blank]
+    score[1, :] = np.where(np.arange(classes) == blank, -np.inf, log_probs[0])
+    back = np.zeros((frames, most + 1, classes), dtype=np.int64)  # previous state, as k * classes + c
+    chars = np.arange(classes) != blank
+    for t in range(1, frames):
+        new = np.full_like(score, -np.inf)
+        # a blank keeps the count: from any class at the same count
+        best_any = score.argmax(axis=1)
+        new[:, blank] = score[np.arange(most + 1), best_any] + log_probs[t, blank]
+        back[t, :, blank] = np.arange(most + 1) * classes + best_any
+        # a character repeats the last one (same count) or starts a new one (one more, after any other class)
+        order = np.argsort(score[:-1], axis=1)
+        first, second = order[:, -1], order[:, -2]
+        rows = np.arange(most)
+        other = np.where(np.arange(classes)[None, :] == first[:, None], score[rows, second][:, None],
+                         score[rows, first][:, None])  # best over every class but this one, count k - 1
+        other_from = np.where(np.arange(classes)[None, :] == first[:, None], second[:, None], first[:, None])
+        repeat = score[1:]
+        take_new = other > repeat
+        new[1:] = np.where(chars, np.maximum(repeat, other) + log_probs[t], new[1:])
+        back[t, 1:] = np.where(chars, np.where(take_new, rows[:, None] * classes + other_from,
+                                               (rows[:, None] + 1) * classes + np.arange(classes)[None, :]),
+                               back[t, 1:])
+        score = new
+    allowed = [k for k in lengths if k <= most]
+    end = max(((k, c) for k in allowed for c in range(classes)), key=lambda state: score[state])
+    if not np.isfinite(score[end]):
+        return None
+    path = np.empty(frames, dtype=np.int64)
+    k, c = end
+    for t in range(frames - 1, -1, -1):
+        path[t] = c
+        k, c = divmod(int(back[t, k, c]), classes)
+    return path
 
 
 def sequence_probability(log_probs: np.ndarray, labels: list[int], blank: int) -> float:
@@ -112,11 +158,16 @@ def sequence_probability(log_probs: np.ndarray, labels: list[int], blank: int) -
     return float(np.exp(np.logaddexp(alpha[-1], alpha[-2]) if len(extended) > 1 else alpha[-1]))
 
 
-def decode_logits(logits: np.ndarray, charset: str) -> Recognition:
-    """Greedy CTC decode of one image's (frames, classes) logits."""
+def decode_logits(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> Recognition:
+    """Greedy CTC decode of one image's (frames, classes) logits. Given the label lengths seen in
+    training, a greedy reading of another length (always wrong) is replaced by the most probable
+    path of an allowed length; its confidence is that reading's own probability."""
     log_probs = log_softmax(logits.astype(np.float64))
     blank = len(charset)
     path = greedy_path(log_probs, blank)
+    if lengths and len(path) not in lengths:
+        frames = best_path_of_length(log_probs, blank, tuple(lengths))
+        path = collapse_frames(frames, log_probs, blank) if frames is not None else path
     chars = tuple(CharResult(charset[label], round(prob, 4)) for label, prob in path)
     confidence = sequence_probability(log_probs, [label for label, _ in path], blank)
     return Recognition(text="".join(c.char for c in chars), confidence=round(confidence, 4), chars=chars)
@@ -188,4 +239,4 @@ class Recognizer:
         return self._dequantize_output(raw)[0]
 
     def recognize(self, tensor: np.ndarray) -> Recognition:
-        return decode_logits(self.logits(tensor), self.config.charset)
+        return decode_logits(self.logits(tensor), self.config.charset, self.config.lengths)

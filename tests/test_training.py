@@ -112,8 +112,8 @@ def test_sigterm_mid_training_still_exports_the_best_model(tmp_path):
 def test_a_time_limit_ends_the_run_with_the_best_model_exported(tmp_path):
     result = train_cli(tmp_path / "run", "--epochs", "500", "--time-limit", "0.01")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "time limit of 0.01 min reached: stopping" in result.stdout
-    assert "training on the CPU" in result.stdout or "training on GPU" in result.stdout  # said at the start
+    assert "time limit of 0.01 min for this phase reached: stopping" in result.stdout
+    assert "training with Keras on tensorflow, on the CPU" in result.stdout  # said at the start
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["epoch"] == 1 and (tmp_path / "run" / "export" / "config.json").is_file()
 
@@ -122,12 +122,16 @@ def test_the_run_outlook_counts_patience_the_cap_and_the_time_limit(tmp_path):
     from captcha_ocr.training.settings import TrainSettings
     from captcha_ocr.training.train import Checkpointer
 
-    state = {"history": [{}] * 4, "best_epoch": 3, "best_accuracy": 0.5}
-    outlook = Checkpointer(TrainSettings(out_dir=str(tmp_path), epochs=200, patience=10), None, state)
-    expected = "run: epoch 4/200, best 0.5000 at epoch 3; at most 9.0 min left at this pace"  # 9 epochs of 1 min
+    state = {"history": [{}] * 4, "best_epoch": 3, "best_accuracy": 0.5, "epoch": 0}
+    outlook = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 200, 0)
+    expected = ("run: epoch 4/200, best 0.5000 at epoch 3; at most 9.0 min left in this phase at this pace"
+                )  # 9 epochs of 1 min
     assert outlook._run_outlook(4, 240.0) == expected
-    limited = Checkpointer(TrainSettings(out_dir=str(tmp_path), epochs=200, time_limit=5), None, state)
+    limited = Checkpointer(TrainSettings(out_dir=str(tmp_path)), None, None, state, 200, 300)
     assert "at most 1.0 min left" in limited._run_outlook(4, 240.0)
+    state["epoch"] = 150  # a later phase: patience counts from where it started, not the best epoch before it
+    later = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 300, 0)
+    assert "at most 6.0 min left" in later._run_outlook(154, 240.0)
 
 
 @pytest.mark.parametrize("held_out, stops", [(40, False), (200, True)])
@@ -143,8 +147,9 @@ def test_a_perfect_score_stops_a_run_only_on_enough_held_out_images(tmp_path, mo
 
     monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, charset: 1.0)
     validation = synthetic_dataset(held_out, purpose="val", seed=1, workers=1, **SETTINGS)
-    checkpointer = training.Checkpointer(TrainSettings(out_dir=str(tmp_path), epochs=50), validation, {"history": []})
+    state = {"history": [], "epoch": 0, "phase": "labelled"}
     model = Model()
+    checkpointer = training.Checkpointer(TrainSettings(out_dir=str(tmp_path)), model, validation, state, 50, 0)
     checkpointer.set_model(model)
     checkpointer.on_epoch_end(0, {"loss": 1.0})
     assert model.stop_training is stops

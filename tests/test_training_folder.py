@@ -84,17 +84,55 @@ def test_training_on_a_folder_exports_a_servable_model(folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_augmentation_keeps_shape_and_range():
+def test_unlabelled_images_train_a_self_training_round_that_never_lowers_the_best(folder, tmp_path):
+    """The plumbing of `--unlabelled`, with the model's readings stubbed (a 2-epoch model reads nothing
+    confidently): labelled files in the unlabelled folder are skipped, confident readings of a known
+    length join training, epochs go on from the labelled phase, and the best held-out score stands."""
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    for index in range(30):
+        (unlabelled / f"u{index}.png").write_bytes(synthetic_captcha(50_000 + index, CHARSET, (4,))[1])
+    (unlabelled / "copy.png").write_bytes(next(folder.glob("*_7.png")).read_bytes())  # labelled in --data
     program = (
-        "import numpy as np; from captcha_ocr.training.augment import training_batches\n"
+        "import sys\nfrom captcha_ocr.training import pseudo\n"
+        "pseudo.choose_threshold = lambda held_out, truths: 0.9\n"
+        "pseudo.readings = lambda logits, charset: [('ab2d' if i % 3 else 'ab', 0.95) for i in range(len(logits))]\n"
+        "from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-c", program, "train", "--data", str(folder), "--unlabelled", str(unlabelled),
+         "--out", str(run), "--epochs", "2", "--seed", "3", "--time-limit", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "30 unlabelled images in" in result.stdout  # the copy of a labelled image is left out
+    assert "self-training round 1: 20 of 30 unlabelled images" in result.stdout  # 'ab' is of no label's length
+    state = json.loads((run / "state.json").read_text())
+    assert [r["pseudo_labelled"] for r in state["self_training"]] == [20, 20]
+    assert state["epoch"] == 4 and state["phase"] == "done"  # 2 labelled epochs, then 1 per round
+    labelled_best = max(r["val_accuracy"] for r in state["history"] if r["phase"] == "labelled")
+    assert state["best_accuracy"] >= labelled_best
+    assert (run / "export" / "config.json").is_file()
+
+
+def test_unlabelled_images_need_labelled_ones_first(tmp_path):
+    result = run_cli("train", "--unlabelled", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert result.returncode != 0 and "--unlabelled needs --data" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_augmentation_changes_training_batches_only():
+    program = (
+        "import numpy as np; from captcha_ocr.training.augment import augmentation\n"
         "images = np.random.default_rng(0).random((8, 32, 96, 1), dtype=np.float32)\n"
-        "labels = np.zeros((8, 4), dtype=np.int32)\n"
-        "x, y = next(iter(training_batches(images, labels, 8, seed=1)))\n"
-        "x = x.numpy(); print(x.shape, float(x.min()) >= 0, float(x.max()) <= 1, "
-        "bool(np.abs(np.sort(x.ravel()) - np.sort(images.ravel())).mean() > 1e-3))"
+        "layer = augmentation(seed=1)\n"
+        "x = np.asarray(layer(images, training=True)); same = np.asarray(layer(images, training=False))\n"
+        "print(x.shape, float(x.min()) >= 0, float(x.max()) <= 1, "
+        "bool(np.abs(np.sort(x.ravel()) - np.sort(images.ravel())).mean() > 1e-3), np.array_equal(same, images))"
     )
     result = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.stdout.strip().splitlines()[-1] == "(8, 32, 96, 1) True True True", result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "(8, 32, 96, 1) True True True True", result.stderr[-2000:]
 
 
 @pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason="../shared/datasets/captcha_images_v2 is not here")

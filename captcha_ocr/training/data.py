@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from captcha_ocr.imaging import preprocess
-from captcha_ocr.labelled import FolderReport, list_labelled_files
+from captcha_ocr.labelled import IMAGE_SUFFIXES, DatasetError, FolderReport, list_labelled_files
 from captcha_ocr.synthetic import derive_seed, synthetic_captcha
 
 CHUNK = 1000
@@ -111,6 +112,37 @@ def load_folder(
     report.images = len(texts)
     empty = np.empty((0, height, width, 1), dtype=np.float32)
     return Dataset(np.stack(images) if images else empty, texts, sizes), report
+
+
+def load_unlabelled(directory: Path, height: int, width: int, skip: set[bytes] = frozenset()) -> Dataset:
+    """Every image file under `directory` (labels, if any, are ignored) whose content digest is not
+    in `skip`, so a folder partly labelled can be its own unlabelled set; unreadable files are left out."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f"no such folder: {directory}")
+    images, sizes = [], []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        data = path.read_bytes()
+        if content_digest(data) in skip:
+            continue
+        try:
+            prepared = preprocess(data, height, width)
+        except Exception:  # whatever a file holds, a run must not crash on it
+            continue
+        images.append(prepared.tensor)
+        sizes.append(prepared.source_size)
+    empty = np.empty((0, height, width, 1), dtype=np.float32)
+    return Dataset(np.stack(images) if images else empty, [""] * len(images), sizes)
+
+
+def content_digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def labelled_digests(*directories: Path | None) -> set[bytes]:
+    """The content digests of the labelled images in these folders."""
+    return {content_digest(path.read_bytes()) for directory in directories if directory
+            for path, _ in list_labelled_files(Path(directory))[0]}
 
 
 def infer_input_width(source_sizes: list[tuple[int, int]], height: int, max_length: int) -> int:

@@ -16,7 +16,8 @@ DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
 # a user's labelled folder: a smaller-batch run from the synthetic backbone that returns its best
 # model within 5 minutes (README: "Training on your own captchas"; --time-limit raises it)
 FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic", "time_limit": 5.0}
-RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit")  # what --resume may change
+# what --resume may change
+RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit", "unlabelled_dir")
 
 
 def flag(name: str, help: str, **argparse_options: Any) -> dict[str, Any]:
@@ -32,6 +33,10 @@ class TrainSettings:
         "synthetic captchas from the `captcha` library"))
     val_dir: str | None = field(default=None, metadata=flag(
         "--val-data", "a separate validation folder (default: a seeded split of --data)"))
+    unlabelled_dir: str | None = field(default=None, metadata=flag(
+        "--unlabelled", "folder of unlabelled captchas of the same kind (it may be --data itself: labelled images "
+        "are skipped); after the labelled phase, the model's confident readings of them train it further, "
+        "kept only where the held-out accuracy does not drop"))
     val_split: float = field(default=0.2, metadata=flag(
         "--val-split", "validation fraction of --data (default 0.2)", type=float))
     case_fold: bool = field(default=False, metadata=flag(

@@ -3,11 +3,13 @@
 A run lives in one folder: settings.json (what was asked, with what was inferred from the data),
 checkpoints/ (last and best), state.json (loss and held-out accuracy per epoch) and plots.
 `--resume` continues from the last epoch. Checkpoints are chosen on full-sequence accuracy over
-the whole validation set, never on one batch.
+the whole validation set, never on one batch. With unlabelled images, a self-training phase
+follows the labelled one (see `pseudo`). Written with Keras alone, so any backend trains it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -19,15 +21,19 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from captcha_ocr.evaluation import sequence_accuracy  # noqa: E402
 from captcha_ocr.labelled import DatasetError  # noqa: E402
 from captcha_ocr.runtime import greedy_texts  # noqa: E402
+from captcha_ocr.training.augment import augmentation  # noqa: E402
 from captcha_ocr.training.data import (  # noqa: E402
     Dataset,
     infer_input_width,
+    labelled_digests,
     load_folder,
+    load_unlabelled,
     split,
     synthetic_dataset,
 )
@@ -37,6 +43,8 @@ from captcha_ocr.training.settings import TrainSettings  # noqa: E402
 # With 40 held-out images, all 40 right can happen long before the model is good on unseen ones;
 # reaching the target stops a run only on this many (smaller sets go on to the patience or time limit).
 MIN_VALIDATION_TO_STOP_AT_TARGET = 200
+SUPERVISED_SHARE = 0.5  # of the time limit, for the labelled phase when unlabelled images follow
+SELF_TRAINING_ROUNDS = 2
 
 
 @keras.saving.register_keras_serializable(package="captcha_ocr")
@@ -56,86 +64,128 @@ def keras_accuracy(model: keras.Model, dataset: Dataset, charset: str) -> float:
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Evaluate on the whole held-out set each epoch, keep last + best, stop at the target."""
+    """Evaluate on the whole held-out set each epoch, keep last + best, stop at the target.
 
-    def __init__(self, settings: TrainSettings, validation: Dataset, state: dict) -> None:
+    `model` is what is exported (the trainer in `self.model` wraps it with augmentation); `last_epoch`
+    and `time_limit_s` bound this fit; patience counts from the best epoch or this fit's start."""
+
+    def __init__(self, settings: TrainSettings, model: keras.Model, validation: Dataset, state: dict,
+                 last_epoch: int, time_limit_s: float) -> None:
         super().__init__()
         self.settings = settings
+        self.exported = model
         self.validation = validation
         self.state = state
+        self.last_epoch = last_epoch
+        self.time_limit_s = time_limit_s
+        self.started_at_epoch = state["epoch"]
         self.checkpoints = settings.run_dir / "checkpoints"
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        accuracy = keras_accuracy(self.model, self.validation, self.settings.charset)
+        accuracy = keras_accuracy(self.exported, self.validation, self.settings.charset)
         elapsed = self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
         self.started = time.monotonic()
         record = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))),
-                  "val_accuracy": accuracy, "elapsed_s": round(elapsed, 1)}
+                  "val_accuracy": accuracy, "elapsed_s": round(elapsed, 1), "phase": self.state["phase"]}
         self.state["history"].append(record)
         self.state.update(epoch=epoch + 1, elapsed_s=elapsed)
         print(f"\nepoch {epoch + 1}: held-out full-sequence accuracy {accuracy:.4f} "
               f"({len(self.validation)} images), {elapsed / 60:.1f} min so far", flush=True)
-        self._save_atomically("last.keras")
+        _save_atomically(self.model, self.checkpoints / "last.keras")
         if accuracy >= self.state.get("best_accuracy", -1.0):
             self.state["best_accuracy"] = accuracy
             self.state["best_epoch"] = epoch + 1
-            self._save_atomically("best.keras")
-        state_path = self.settings.run_dir / "state.json"
-        state_path.with_suffix(".tmp").write_text(json.dumps(self.state, indent=2) + "\n")
-        os.replace(state_path.with_suffix(".tmp"), state_path)
+            _save_atomically(self.exported, self.checkpoints / "best.keras")
+        save_state(self.settings, self.state)
+        self._stop_if_done(epoch + 1, accuracy, elapsed)
+        if not self.model.stop_training:
+            print(self._run_outlook(epoch + 1, elapsed), flush=True)
+
+    def _stop_if_done(self, epoch: int, accuracy: float, elapsed: float) -> None:
         if accuracy >= self.settings.target_accuracy:
-            if len(self.validation) >= MIN_VALIDATION_TO_STOP_AT_TARGET:
+            if reached_target(self.settings, self.state, len(self.validation)):
                 print(f"target accuracy {self.settings.target_accuracy} reached: stopping", flush=True)
-                self.model.stop_training = True
+                self._stop("target")
             elif not self.state.get("target_noted"):
                 self.state["target_noted"] = True
                 print(f"target accuracy reached on {len(self.validation)} held-out images, too few to stop on "
                       f"(it takes {MIN_VALIDATION_TO_STOP_AT_TARGET}): going on to the patience or time limit",
                       flush=True)
         patience = self.settings.patience
-        if patience and epoch + 1 - self.state["best_epoch"] >= patience:
+        if patience and epoch - max(self.state["best_epoch"], self.started_at_epoch) >= patience:
             print(f"no better checkpoint for {patience} epochs: stopping", flush=True)
-            self.model.stop_training = True
-        limit = self.settings.time_limit * 60
-        if limit and elapsed >= limit:
-            print(f"time limit of {self.settings.time_limit:g} min reached: stopping", flush=True)
-            self.model.stop_training = True
-        if not self.model.stop_training:
-            print(self._run_outlook(epoch + 1, elapsed), flush=True)
+            self._stop("patience")
+        if self.time_limit_s and elapsed >= self.time_limit_s:
+            print(f"time limit of {self.time_limit_s / 60:g} min for this phase reached: stopping", flush=True)
+            self._stop("time")
+
+    def _stop(self, reason: str) -> None:
+        self.model.stop_training = True
+        self.state["stopped"] = reason
 
     def _run_outlook(self, epoch: int, elapsed: float) -> str:
         """The whole run's progress, not only the epoch's: how many epochs at most remain and how long
         they take at this pace (patience, the epoch cap and the time limit each end it sooner)."""
-        last = self.settings.epochs
+        last = self.last_epoch
         if self.settings.patience:
-            last = min(last, self.state["best_epoch"] + self.settings.patience)
+            last = min(last, max(self.state["best_epoch"], self.started_at_epoch) + self.settings.patience)
         per_epoch = elapsed / max(1, len(self.state["history"]))
         remaining = max(0.0, (last - epoch) * per_epoch)
-        if self.settings.time_limit:
-            remaining = min(remaining, max(0.0, self.settings.time_limit * 60 - elapsed))
-        return (f"run: epoch {epoch}/{self.settings.epochs}, best {self.state['best_accuracy']:.4f} at epoch "
-                f"{self.state['best_epoch']}; at most {remaining / 60:.1f} min left at this pace")
+        if self.time_limit_s:
+            remaining = min(remaining, max(0.0, self.time_limit_s - elapsed))
+        return (f"run: epoch {epoch}/{self.last_epoch}, best {self.state['best_accuracy']:.4f} at epoch "
+                f"{self.state['best_epoch']}; at most {remaining / 60:.1f} min left in this phase at this pace")
 
 
-    def _save_atomically(self, name: str) -> None:
-        """A checkpoint is whole or absent: Ctrl-C or SIGTERM mid-save leaves the previous one."""
-        partial = self.checkpoints / f"partial-{name}"
-        self.model.save(partial)
-        os.replace(partial, self.checkpoints / name)
+def reached_target(settings: TrainSettings, state: dict, held_out: int) -> bool:
+    """The target ends a run only on enough held-out images to trust a perfect score."""
+    return (state.get("best_accuracy", -1.0) >= settings.target_accuracy
+            and held_out >= MIN_VALIDATION_TO_STOP_AT_TARGET)
 
 
-def compile_model(settings: TrainSettings, steps_per_epoch: int) -> keras.Model:
-    model = build_model(settings.height, settings.width, len(settings.charset) + 1)
-    total = steps_per_epoch * settings.epochs
+def save_state(settings: TrainSettings, state: dict) -> None:
+    path = settings.run_dir / "state.json"
+    path.with_suffix(".tmp").write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def _save_atomically(model: keras.Model, path: Path) -> None:
+    """A checkpoint is whole or absent: Ctrl-C or SIGTERM mid-save leaves the previous one."""
+    partial = path.with_name(f"partial-{path.name}")
+    model.save(partial)
+    os.replace(partial, path)
+
+
+def compile_trainer(settings: TrainSettings, model: keras.Model, steps_per_epoch: int, epochs: int,
+                    learning_rate: float | None = None) -> keras.Model:
+    """What fit() trains: the model behind the augmentation layers (when augmenting), sharing its
+    weights, with Adam on a warm-up + cosine schedule over `epochs`. The augmentation is a part of
+    the graph, so any Keras backend runs it on the training device, and the model itself (what is
+    exported) never contains it."""
+    image = keras.Input(model.input_shape[1:], name="image")
+    view = augmentation(settings.seed)(image) if settings.augmenting else image
+    trainer = keras.Model(image, model(view), name="trainer")
+    peak = learning_rate or settings.learning_rate
+    total = steps_per_epoch * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=settings.learning_rate / 10,
+        initial_learning_rate=peak / 10,
         decay_steps=max(1, total - steps_per_epoch // 2),
-        warmup_target=settings.learning_rate,
+        warmup_target=peak,
         warmup_steps=steps_per_epoch // 2,
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=ctc_loss)
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=ctc_loss)
+    return trainer
+
+
+def new_model(settings: TrainSettings) -> keras.Model:
+    model = build_model(settings.height, settings.width, len(settings.charset) + 1)
+    if settings.init == "synthetic":
+        from captcha_ocr.training.pretrained import transfer_backbone
+
+        copied = transfer_backbone(model)
+        print(f"initialised {len(copied)} layers from the synthetic model's backbone: {', '.join(copied)}")
     return model
 
 
@@ -173,6 +223,16 @@ def load_user_folder(settings: TrainSettings) -> tuple[Dataset, Dataset]:
     return train_set, validation
 
 
+def load_unlabelled_images(settings: TrainSettings) -> Dataset | None:
+    """--unlabelled's images, less any that are labelled in --data or --val-data."""
+    if not settings.unlabelled_dir:
+        return None
+    skip = labelled_digests(Path(settings.data_dir), settings.val_dir and Path(settings.val_dir))
+    unlabelled = load_unlabelled(Path(settings.unlabelled_dir), settings.height, settings.width, skip)
+    print(f"{len(unlabelled)} unlabelled images in {settings.unlabelled_dir} for self-training")
+    return unlabelled
+
+
 def load_synthetic(settings: TrainSettings) -> tuple[Dataset, Dataset]:
     common = dict(seed=settings.seed, charset=settings.charset, lengths=settings.lengths,
                   height=settings.height, width=settings.width, workers=settings.workers or None,
@@ -182,59 +242,154 @@ def load_synthetic(settings: TrainSettings) -> tuple[Dataset, Dataset]:
     return train, validation
 
 
-def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resume: bool = False) -> keras.Model:
-    """Fit until `epochs` or `target_accuracy`; returns the best checkpoint's model."""
+def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resume: bool = False,
+          unlabelled: Dataset | None = None) -> keras.Model:
+    """Fit until `epochs`, the patience, the time limit or `target_accuracy`; then, given unlabelled
+    images, self-train on them. Returns the best checkpoint's model (by held-out accuracy)."""
     print(describe_device(), flush=True)
     keras.utils.set_random_seed(settings.seed)
     settings.save()
-    steps_per_epoch = (len(train_set) + settings.batch_size - 1) // settings.batch_size
-    state_path = settings.run_dir / "state.json"
-    last = settings.run_dir / "checkpoints" / "last.keras"
-    if resume and last.is_file():
-        model = keras.models.load_model(last)
-        state = json.loads(state_path.read_text())
-        print(f"resuming after epoch {state['epoch']} (best {state.get('best_accuracy', 0):.4f})")
-    else:
-        model = compile_model(settings, steps_per_epoch)
-        if settings.init == "synthetic":
-            from captcha_ocr.training.pretrained import transfer_backbone
-
-            copied = transfer_backbone(model)
-            print(f"initialised {len(copied)} layers from the synthetic model's backbone: {', '.join(copied)}")
-        state = {"epoch": 0, "history": []}
-    if state.get("best_accuracy", -1.0) >= settings.target_accuracy:
-        print("target accuracy already reached by this run")
-    else:
-        labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
-        callbacks = [Checkpointer(settings, validation, state)]
+    state = _load_state(settings) if resume else None
+    state = state or {"epoch": 0, "history": [], "phase": "labelled"}
+    try:
         with _stop_on_sigterm():
-            try:
-                if settings.augmenting:
-                    from captcha_ocr.training.augment import training_batches
-
-                    batches = training_batches(train_set.images, labels, settings.batch_size, settings.seed)
-                    model.fit(batches, epochs=settings.epochs, initial_epoch=state["epoch"], shuffle=False,
-                              verbose=1, callbacks=callbacks)
-                else:
-                    model.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=settings.epochs,
-                              initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=callbacks)
-            except KeyboardInterrupt:
-                if "best_epoch" not in state:
-                    raise DatasetError("stopped before the first epoch ended: there is no model to export") from None
-                print(f"\nstopped: exporting the best model so far (epoch {state['best_epoch']}, held-out "
-                      f"accuracy {state['best_accuracy']:.4f}); continue with --resume", flush=True)
-        _say_if_still_improving(settings, state)
+            labelled = None
+            if state["phase"] == "labelled":
+                labelled = _fit_labelled(settings, train_set, validation, state, resume,
+                                         has_unlabelled=unlabelled is not None)
+            if unlabelled is not None and not reached_target(settings, state, len(validation)):
+                used = self_train(settings, train_set, validation, unlabelled, state)
+                if not used and labelled and state.get("stopped") == "time" and not _out_of_time(settings, state):
+                    print("no unlabelled image could be used: training on the labelled ones goes on for the time "
+                          "left", flush=True)
+                    _fit(settings, *labelled, train_set, validation, state, settings.epochs,
+                         settings.time_limit * 60)
+    except KeyboardInterrupt:
+        if "best_epoch" not in state:
+            raise DatasetError("stopped before the first epoch ended: there is no model to export") from None
+        print(f"\nstopped: exporting the best model so far (epoch {state['best_epoch']}, held-out "
+              f"accuracy {state['best_accuracy']:.4f}); continue with --resume", flush=True)
     best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
     write_plots(settings, best, validation)
     return best
 
 
-def describe_device() -> str:
-    """Which device TensorFlow trains on, said at the start of every run."""
-    import tensorflow as tf
+def _load_state(settings: TrainSettings) -> dict | None:
+    path = settings.run_dir / "state.json"
+    if not (settings.run_dir / "checkpoints" / "last.keras").is_file() or not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    if state.get("phase", "done") == "done" and "self_training" not in state:
+        state["phase"] = "labelled"  # a finished run resumed for more epochs goes on where it ended
+    print(f"resuming after epoch {state['epoch']} (best {state.get('best_accuracy', 0):.4f}, {state['phase']})")
+    return state
 
-    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
-    return f"training on GPU: {', '.join(gpus)}" if gpus else "training on the CPU (TensorFlow sees no GPU)"
+
+def _fit_labelled(settings: TrainSettings, train_set: Dataset, validation: Dataset, state: dict, resume: bool,
+                  has_unlabelled: bool) -> tuple[keras.Model, keras.Model] | None:
+    """The labelled images alone; with unlabelled ones to come, this gets SUPERVISED_SHARE of the time.
+    Returns (trainer, model) to go on with, or None when the target was already reached."""
+    if reached_target(settings, state, len(validation)):
+        print("target accuracy already reached by this run")
+        return None
+    steps_per_epoch = (len(train_set) + settings.batch_size - 1) // settings.batch_size
+    if resume and state["epoch"]:
+        trainer = keras.models.load_model(settings.run_dir / "checkpoints" / "last.keras")
+        model = trainer.get_layer("captcha_ctc")
+    else:
+        model = new_model(settings)
+        trainer = compile_trainer(settings, model, steps_per_epoch, settings.epochs)
+    share = SUPERVISED_SHARE if has_unlabelled else 1.0
+    _fit(settings, trainer, model, train_set, validation, state, settings.epochs, settings.time_limit * 60 * share)
+    _say_if_still_improving(settings, state)
+    state["phase"] = "self-training" if has_unlabelled else "done"
+    save_state(settings, state)
+    return trainer, model
+
+
+def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset, unlabelled: Dataset,
+               state: dict) -> bool:
+    """Rounds of: read the unlabelled images with the best model, keep the confident readings, go on
+    training from the best model on labelled + pseudo-labelled images. The held-out images judge
+    every epoch, so the result is never worse than the labelled phase's on them. Says whether any
+    unlabelled image was used."""
+    from captcha_ocr.training import pseudo
+
+    rounds = state.setdefault("self_training", [])
+    before = state["best_accuracy"]
+    used = False
+    while len(rounds) < SELF_TRAINING_ROUNDS and not _out_of_time(settings, state):
+        best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
+        predict = functools.partial(best.predict, batch_size=256, verbose=0)
+        threshold = pseudo.choose_threshold(pseudo.readings(predict(validation.images), settings.charset),
+                                            validation.texts)
+        if threshold is None:
+            print(f"self-training: no confidence at which {pseudo.PRECISION:.0%} of the held-out readings are right "
+                  "yet, so no unlabelled image is used", flush=True)
+            break
+        read = pseudo.readings(predict(unlabelled.images), settings.charset)
+        extra = pseudo.pseudo_labelled(unlabelled, read, threshold, settings.lengths)
+        rounds.append({"round": len(rounds) + 1, "from_epoch": state["epoch"], "threshold": threshold,
+                       "unlabelled": len(unlabelled), "pseudo_labelled": len(extra)})
+        print(f"self-training round {len(rounds)}: {len(extra)} of {len(unlabelled)} unlabelled images read at "
+              f"confidence {threshold:g} or more (where {pseudo.PRECISION:.0%} of held-out readings are right) "
+              f"join the {len(train_set)} labelled ones", flush=True)
+        if not len(extra):
+            break
+        combined = Dataset(np.concatenate([train_set.images, extra.images]), train_set.texts + extra.texts)
+        steps_per_epoch = (len(combined) + settings.batch_size - 1) // settings.batch_size
+        epochs = _round_epochs(settings, state, len(combined) / len(train_set), SELF_TRAINING_ROUNDS - len(rounds) + 1)
+        trainer = compile_trainer(settings, best, steps_per_epoch, epochs, settings.learning_rate / 2)
+        _fit(settings, trainer, best, combined, validation, state, state["epoch"] + epochs, settings.time_limit * 60)
+        used = True
+    state["phase"] = "done"
+    save_state(settings, state)
+    print(f"self-training: best held-out accuracy {before:.4f} on the labelled images alone, "
+          f"{state['best_accuracy']:.4f} with the unlabelled ones (epoch {state['best_epoch']})", flush=True)
+    return used
+
+
+def _round_epochs(settings: TrainSettings, state: dict, size_ratio: float, rounds_left: int) -> int:
+    """Epochs for a self-training round: half the epoch cap, or as many as fit in this round's share
+    of the time left at the pace so far (so its learning rate decays before the time limit)."""
+    epochs = max(1, settings.epochs // 2)
+    if settings.time_limit and state["epoch"]:
+        per_epoch = state["elapsed_s"] / state["epoch"] * size_ratio
+        left = settings.time_limit * 60 - state["elapsed_s"]
+        epochs = min(epochs, max(1, int(left / rounds_left / per_epoch)))
+    return epochs
+
+
+def _out_of_time(settings: TrainSettings, state: dict) -> bool:
+    return bool(settings.time_limit) and state.get("elapsed_s", 0.0) >= settings.time_limit * 60
+
+
+def _fit(settings: TrainSettings, trainer: keras.Model, model: keras.Model, train_set: Dataset, validation: Dataset,
+         state: dict, last_epoch: int, time_limit_s: float) -> None:
+    labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
+    checkpointer = Checkpointer(settings, model, validation, state, last_epoch, time_limit_s)
+    trainer.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=last_epoch,
+                initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=[checkpointer])
+
+
+def describe_device() -> str:
+    """Which backend and device Keras trains on, said at the start of every run."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        accelerators = [str(d) for d in jax.devices() if d.platform != "cpu"]
+    elif backend == "torch":
+        import torch
+
+        accelerators = [torch.cuda.get_device_name(0)] if torch.cuda.is_available() else []
+    else:
+        import tensorflow as tf
+
+        accelerators = [device.name for device in tf.config.list_physical_devices("GPU")]
+    if accelerators:
+        return f"training with Keras on {backend}, on GPU: {', '.join(accelerators)}"
+    return f"training with Keras on {backend}, on the CPU (no GPU seen)"
 
 
 @contextmanager

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""How many labelled images does a captcha style need? The learning curve, measured.
+
+For each shared real set (../shared/datasets/captcha_images_v2 and tjsp_captchas): a fixed 20% test
+split (the same for every run, never seen in training), then from the other 80%, in an order fixed
+by the seed, the first N images as labelled training data (their own 80/20 split picks the best
+epoch, as `train --data` does), for N in 50, 100, 200, 400 and all; each without and with the rest
+of the 80% as unlabelled images (`train --unlabelled`). Every run uses the defaults of
+`captcha-ocr train --data`; its best model is scored on the test split with full-sequence accuracy
+(the float Keras model, so the curve runs on any Keras backend, a GPU machine included).
+
+    .venv/bin/python bench/learning_curve.py [--sets captcha_images_v2 tjsp_captchas]
+        [--sizes 50 100 200 400 0] [--seeds 1 2 3] [--jobs 2]        # 0 = all
+    .venv/bin/python bench/learning_curve.py --report                  # table + plot from the results
+
+Writes bench/results/learning_curve.json (one record per run, merged with earlier ones) and, with
+--report, prints a markdown table and draws bench/results/learning_curve.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SHARED = Path(os.environ.get("CAPTCHA_OCR_SHARED", REPO.parent / "shared")) / "datasets"
+RESULTS = BENCH / "results" / "learning_curve.json"
+PLOT = BENCH / "results" / "learning_curve.png"
+TEST_FRACTION = 0.2
+TEST_SEED = 0  # one test split per set, whatever the run's seed
+
+
+def split_folders(data: Path, size: int, seed: int, work: Path) -> dict[str, Path]:
+    """test/ (fixed), labelled/ (first `size` of the seeded pool, 0 = all) and unlabelled/ (the rest), as links."""
+    files = sorted(p for p in data.iterdir() if p.suffix.lower() == ".png")
+    order = np.random.default_rng(TEST_SEED).permutation(len(files))
+    cut = int(round(len(files) * TEST_FRACTION))
+    test, pool = order[:cut], order[cut:]
+    pool = pool[np.random.default_rng(seed).permutation(len(pool))]
+    size = size or len(pool)
+    parts = {"test": test, "labelled": pool[:size], "unlabelled": pool[size:]}
+    folders = {}
+    for name, indices in parts.items():
+        folder = work / name
+        folder.mkdir(parents=True)
+        for index in indices:
+            (folder / files[index].name).symlink_to(files[index].resolve())
+        folders[name] = folder
+    return folders
+
+
+def run_one(data_name: str, size: int, seed: int, unlabelled: bool, out: Path, time_limit: float | None) -> dict:
+    """One training run in a child process (own Keras state), scored on the test split."""
+    out.mkdir(parents=True, exist_ok=True)
+    folders = split_folders(SHARED / data_name, size, seed, Path(tempfile.mkdtemp(dir=out)))
+    args = [sys.executable, __file__, "--worker", str(folders["labelled"]), str(folders["test"]), str(out / "run"),
+            str(seed), str(time_limit or "")]
+    if unlabelled:
+        args.append(str(folders["unlabelled"]))
+    started = time.perf_counter()
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    (out / "log.txt").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"{data_name} {size} {seed}: {(done.stderr or done.stdout)[-1500:]}")
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"set": data_name, "labels": len(list(folders["labelled"].iterdir())), "size_arg": size, "seed": seed,
+            "unlabelled": unlabelled, "wall_s": round(wall, 1), **record}
+
+
+def worker(labelled: Path, test: Path, out: Path, seed: int, time_limit: float | None, unlabelled: Path | None) -> None:
+    """`captcha-ocr train --data labelled [--unlabelled ...] --seed S` with every other default, then
+    the best model's full-sequence accuracy on the test folder, as one JSON line."""
+    from captcha_ocr.evaluation import sequence_accuracy
+    from captcha_ocr.runtime import greedy_texts
+    from captcha_ocr.training.data import load_folder
+    from captcha_ocr.training.settings import settings_for_run
+    from captcha_ocr.training.train import infer_from_folder, load_datasets, load_unlabelled_images, train
+
+    overrides = {"data_dir": str(labelled), "seed": seed}
+    if time_limit is not None:
+        overrides["time_limit"] = time_limit
+    if unlabelled is not None:
+        overrides["unlabelled_dir"] = str(unlabelled)
+    settings, _ = settings_for_run(out, overrides, resume=False)
+    infer_from_folder(settings, None, None)
+    train_set, validation = load_datasets(settings)
+    model = train(settings, train_set, validation, unlabelled=load_unlabelled_images(settings))
+    tested, _ = load_folder(test, settings.height, settings.width)
+    predictions = greedy_texts(model.predict(tested.images, batch_size=256, verbose=0), settings.charset)
+    state = json.loads((out / "state.json").read_text())
+    rounds = state.get("self_training", [])
+    print(json.dumps({
+        "test_accuracy": sequence_accuracy(predictions, tested.texts), "test_images": len(tested),
+        "val_accuracy": state["best_accuracy"], "epochs": state["epoch"], "best_epoch": state["best_epoch"],
+        "train_s": round(state["elapsed_s"], 1), "pseudo_labelled": max((r["pseudo_labelled"] for r in rounds),
+                                                                          default=0),
+    }))
+
+
+def report(records: list[dict]) -> str:
+    """Median test accuracy (min-max over seeds) per set, labels and variant, and the plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = ["| set | labelled images | test accuracy, labelled only | with the rest unlabelled | "
+             "pseudo-labelled used | wall time per run (median) | seeds |", "|---|---:|---:|---:|---:|---:|---:|"]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for axis, data_name in zip(axes, ("captcha_images_v2", "tjsp_captchas")):
+        for unlabelled, style in ((False, "o-"), (True, "s--")):
+            rows = [r for r in records if r["set"] == data_name and r["unlabelled"] == unlabelled]
+            sizes = sorted({r["labels"] for r in rows})
+            medians = [np.median([r["test_accuracy"] for r in rows if r["labels"] == n]) * 100 for n in sizes]
+            if sizes:
+                axis.plot(sizes, medians, style, label="+ unlabelled" if unlabelled else "labelled only")
+        axis.set_xscale("log")
+        axis.set_title(data_name)
+        axis.set_xlabel("labelled training images")
+        axis.grid(alpha=0.3)
+        for size in sorted({r["labels"] for r in records if r["set"] == data_name}):
+            cells = {}
+            for unlabelled in (False, True):
+                rows = [r for r in records if r["set"] == data_name and r["labels"] == size
+                        and r["unlabelled"] == unlabelled]
+                cells[unlabelled] = rows
+            def cell(rows: list[dict]) -> str:
+                if not rows:
+                    return "–"
+                values = [r["test_accuracy"] * 100 for r in rows]
+                return f"{np.median(values):.1f}% ({min(values):.1f}-{max(values):.1f})"
+            both = cells[False] + cells[True]
+            pseudo = [r["pseudo_labelled"] for r in cells[True]]
+            lines.append(f"| {data_name} | {size} | {cell(cells[False])} | {cell(cells[True])} | "
+                         f"{f'{int(np.median(pseudo))}' if pseudo else '–'} | "
+                         f"{np.median([r['wall_s'] for r in both]):.0f} s | {len({r['seed'] for r in both})} |")
+    axes[0].set_ylabel("full-sequence accuracy on the test split (%)")
+    axes[0].legend()
+    figure.tight_layout()
+    figure.savefig(PLOT, dpi=110)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="+", default=["captcha_images_v2", "tjsp_captchas"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400, 0], help="0 = all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    parser.add_argument("--time-limit", type=float, help="minutes per run (default: train's)")
+    parser.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--report", action="store_true", help="print the table and draw the plot, run nothing")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        labelled, test, out, seed, time_limit, *rest = args.worker
+        worker(Path(labelled), Path(test), Path(out), int(seed), float(time_limit) if time_limit else None,
+               Path(rest[0]) if rest else None)
+        return
+    if args.report:
+        print(report(json.loads(args.results.read_text())))
+        return
+    out = args.out or Path(tempfile.mkdtemp(prefix="learning-curve-"))
+    jobs = [(name, size, seed, unlabelled) for name in args.sets for size in args.sizes for seed in args.seeds
+            for unlabelled in ((False, True) if size else (False,))]
+    jobs.sort(key=lambda job: -(job[1] or 10_000))  # the longest runs first, so the pool ends together
+    lock = threading.Lock()
+
+    def run(job: tuple) -> None:
+        name, size, seed, unlabelled = job
+        try:
+            record = run_one(name, size, seed, unlabelled, out / f"{name}-{size}-{seed}-{'u' if unlabelled else 'l'}",
+                             args.time_limit)
+        except RuntimeError as failed:  # one failed run is reported; the others still count
+            print(f"FAILED {failed}", flush=True)
+            return
+        print(json.dumps(record), flush=True)
+        with lock:  # each record is kept as soon as it is measured, replacing an earlier one of the same run
+            save_record(args.results, record)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(run, jobs))
+    print(f"results in {args.results}")
+
+
+def save_record(results: Path, record: dict) -> None:
+    key = ("set", "size_arg", "seed", "unlabelled")
+    records = json.loads(results.read_text()) if results.is_file() else []
+    records = [r for r in records if [r[k] for k in key] != [record[k] for k in key]] + [record]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(records, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
