@@ -196,8 +196,8 @@ def main() -> None:
     print(f"results in {args.results}")
 
 
-def save_record(results: Path, record: dict) -> None:
-    key = ("set", "size_arg", "seed", "unlabelled")
+def save_record(results: Path, record: dict, key: tuple[str, ...] = ("set", "size_arg", "seed", "unlabelled")) -> None:
+    """Add `record` to the results file, replacing an earlier record of the same run (same `key`)."""
     records = json.loads(results.read_text()) if results.is_file() else []
     records = [r for r in records if [r[k] for k in key] != [record[k] for k in key]] + [record]
     results.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import numpy as np
 from captcha_ocr.config import ModelConfig
 from captcha_ocr.events import query_event
 from captcha_ocr.labelled import list_labelled_files
-from captcha_ocr.runtime import Recognizer, greedy_texts
+from captcha_ocr.runtime import Recognizer
 
 CONFIDENCE_THRESHOLDS = (0.5, 0.9, 0.95, 0.99)
 
@@ -33,8 +33,9 @@ def sequence_accuracy(predicted: list[str], truth: list[str]) -> float:
 
 
 def tflite_predictions(config: ModelConfig, model_dir: Path, images: np.ndarray) -> list[str]:
+    """What the handler would answer for each tensor (its decoding included)."""
     recognizer = Recognizer(config, Path(model_dir), check_sha256=False)
-    return greedy_texts(np.stack([recognizer.logits(image) for image in images]), config.charset)
+    return [recognizer.recognize(image).text for image in images]
 
 
 def tflite_predictions_isolated(config: ModelConfig, model_dir: Path, images: np.ndarray) -> list[str]:

@@ -165,8 +165,9 @@ class LabelSession:
 
 
 class Retrainer:
-    """Trains on the labels so far in the background (`captcha-ocr train` in a child process, so
-    TensorFlow never shares the page's process), then pre-fills and re-ranks the rest with it."""
+    """Trains on the labels so far, with the images not yet labelled as unlabelled data, in the
+    background (`captcha-ocr train` in a child process, so TensorFlow never shares the page's
+    process), then pre-fills and re-ranks the rest with it."""
 
     def __init__(self, session: LabelSession, runs: Path, minutes: float, reader_for: Callable[[Path], Reader]):
         self.session, self.runs, self.minutes, self.reader_for = session, Path(runs), minutes, reader_for
@@ -187,7 +188,8 @@ class Retrainer:
             return self.status
 
     def _train(self, run: Path) -> None:
-        command = [sys.executable, "-m", "captcha_ocr.cli", "train", "--data", str(self.session.folder),
+        folder = str(self.session.folder)  # its images not labelled yet train it too (self-training)
+        command = [sys.executable, "-m", "captcha_ocr.cli", "train", "--data", folder, "--unlabelled", folder,
                    "--out", str(run), "--time-limit", str(self.minutes)]
         done = subprocess.run(command, capture_output=True, text=True)
         export = run / "export"

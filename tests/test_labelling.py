@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -195,3 +196,5 @@ def test_retraining_in_the_background_re_ranks_with_the_new_model(tmp_path):
     assert retrainer.status["state"] == "done", retrainer.status
     assert used == [tmp_path / "runs" / Path(retrainer.status["run"]).name / "export"]
     assert (used[0] / "model_quantized.tflite").is_file()
+    state = json.loads((used[0].parent / "state.json").read_text())
+    assert state["phase"] == "done" and "self_training" in state  # the unlabelled rest was offered

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, b64, call, get_event
 
 from captcha_ocr.app import create_app
+from captcha_ocr.config import file_sha256
 from captcha_ocr.synthetic import derive_seed, seeded_captcha, synthetic_captcha
 from captcha_ocr.training.data import synthetic_dataset
 
@@ -68,7 +69,14 @@ def test_tiny_training_run_exports_models_the_serving_runtime_loads(tmp_path):
     export = tmp_path / "run" / "export"
     config = json.loads((export / "config.json").read_text())
     sizes = {name: row["bytes"] for name, row in config["metrics"]["export"].items()}
-    assert sizes["model.tflite"] > sizes["model_quantized.tflite"]
+    assert sizes["model.tflite"] > sizes["model_float16.tflite"] > sizes["model_quantized.tflite"]
+    assert f"config.json serves {config['model_file']}" in result.stdout
+    for name in sizes:  # every file loads in the serving runtime
+        variant = dict(config, model_file=name, sha256=file_sha256(export / name))
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(variant))
+        (tmp_path / name / name).write_bytes((export / name).read_bytes())
+        assert create_app(tmp_path / name).config.model_file == name
 
     app = create_app(export)  # the serving runtime, sha256 and shape checks included
     png = synthetic_captcha(99, app.config.charset, (4,))[1]
@@ -116,6 +124,20 @@ def test_a_time_limit_ends_the_run_with_the_best_model_exported(tmp_path):
     assert "training with Keras on tensorflow, on the CPU" in result.stdout  # said at the start
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["epoch"] == 1 and (tmp_path / "run" / "export" / "config.json").is_file()
+
+
+def test_the_served_file_is_the_smallest_within_the_allowed_loss():
+    pytest.importorskip("tensorflow")
+    from captcha_ocr.training.export import MAX_QUANTIZATION_LOSS, choose_served
+
+    same = {"model_quantized.tflite": 0.99, "model_float16.tflite": 0.99, "model.tflite": 0.99}
+    assert choose_served(same) == "model_quantized.tflite"
+    small_loss = {**same, "model_quantized.tflite": 0.99 - MAX_QUANTIZATION_LOSS}
+    assert choose_served(small_loss) == "model_quantized.tflite"
+    int8_loses = {**same, "model_quantized.tflite": 0.985}
+    assert choose_served(int8_loses) == "model_float16.tflite"
+    both_lose = {**int8_loses, "model_float16.tflite": 0.98}
+    assert choose_served(both_lose) == "model.tflite"
 
 
 def test_the_run_outlook_counts_patience_the_cap_and_the_time_limit(tmp_path):
