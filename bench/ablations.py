@@ -59,25 +59,31 @@ def worker(labelled: Path, test: Path, out: Path, overrides: dict) -> None:
     print(json.dumps(score(out, test)))
 
 
-def score(run: Path, test: Path) -> dict:
-    """A finished run's best model on the test folder, greedy and with the seen lengths."""
+def test_logits(run: Path, test: Path):
+    """A finished run's settings, its best model, the test folder's labels and the model's logits."""
     import keras
 
-    from captcha_ocr.runtime import decode_logits
     from captcha_ocr.training.data import load_folder
     from captcha_ocr.training.settings import TrainSettings
 
     settings = TrainSettings.load(run)
     model = keras.models.load_model(run / "checkpoints" / "best.keras")
     tested, _ = load_folder(test, settings.height, settings.width, case_fold=settings.case_fold)
-    logits = model.predict(tested.images, batch_size=256, verbose=0)
+    return settings, model, tested.texts, model.predict(tested.images, batch_size=256, verbose=0)
+
+
+def score(run: Path, test: Path) -> dict:
+    """A finished run's best model on the test folder, greedy and with the seen lengths."""
+    from captcha_ocr.runtime import decode_logits
+
+    settings, model, texts, logits = test_logits(run, test)
     greedy = [decode_logits(frame, settings.charset).text for frame in logits]
     seen = [decode_logits(frame, settings.charset, settings.lengths).text for frame in logits]
     state = json.loads((run / "state.json").read_text())
     return {
-        "test_greedy": sum(p == t for p, t in zip(greedy, tested.texts)) / len(tested),
-        "test_seen_lengths": sum(p == t for p, t in zip(seen, tested.texts)) / len(tested),
-        "test_images": len(tested), "val_accuracy": state["best_accuracy"], "epochs": state["epoch"],
+        "test_greedy": sum(p == t for p, t in zip(greedy, texts)) / len(texts),
+        "test_seen_lengths": sum(p == t for p, t in zip(seen, texts)) / len(texts),
+        "test_images": len(texts), "val_accuracy": state["best_accuracy"], "epochs": state["epoch"],
         "best_epoch": state["best_epoch"], "train_s": round(state["elapsed_s"], 1),
         "input": f"{settings.height}x{settings.width}", "parameters": model.count_params(),
     }

@@ -19,28 +19,25 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 
 def measure(run: Path, test: Path) -> dict:
-    import keras
+    from ablations import test_logits
 
     from captcha_ocr.runtime import decode_logits
-    from captcha_ocr.training.data import load_folder
-    from captcha_ocr.training.settings import TrainSettings
 
-    settings = TrainSettings.load(run)
-    model = keras.models.load_model(run / "checkpoints" / "best.keras")
-    tested, _ = load_folder(test, settings.height, settings.width, case_fold=settings.case_fold)
-    logits = model.predict(tested.images, batch_size=256, verbose=0)
+    settings, _, texts, logits = test_logits(run, test)
     greedy = [decode_logits(frame_logits, settings.charset).text for frame_logits in logits]
     started = time.perf_counter()
     constrained = [decode_logits(frame_logits, settings.charset, settings.lengths).text for frame_logits in logits]
     per_image_ms = (time.perf_counter() - started) / len(logits) * 1000
     changed = [i for i, (a, b) in enumerate(zip(greedy, constrained)) if a != b]
     return {
-        "run": run.parent.name if run.name == "run" else run.name, "images": len(tested),
-        "greedy": np.mean([p == t for p, t in zip(greedy, tested.texts)]),
-        "constrained": np.mean([p == t for p, t in zip(constrained, tested.texts)]),
-        "changed": len(changed), "fixed": sum(constrained[i] == tested.texts[i] for i in changed),
+        "run": run.parent.name if run.name == "run" else run.name, "images": len(texts),
+        "greedy": np.mean([p == t for p, t in zip(greedy, texts)]),
+        "constrained": np.mean([p == t for p, t in zip(constrained, texts)]),
+        "changed": len(changed), "fixed": sum(constrained[i] == texts[i] for i in changed),
         "ms": per_image_ms,
     }
 

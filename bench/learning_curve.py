@@ -127,6 +127,9 @@ def report(records: list[dict]) -> str:
             if sizes:
                 axis.plot(sizes, medians, style, label="+ the rest unlabelled" if unlabelled else "labelled only")
         axis.set_xscale("log")
+        axis.minorticks_off()
+        ticks = sorted({r["labels"] for r in records if r["set"] == data_name})
+        axis.set_xticks(ticks, [str(t) for t in ticks])
         axis.set_title(data_name)
         axis.set_xlabel("labelled images (80% train, 20% pick the epoch)")
         axis.grid(alpha=0.3)
