@@ -160,8 +160,9 @@ def sequence_probability(log_probs: np.ndarray, labels: list[int], blank: int) -
 
 def decode_logits(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> Recognition:
     """Greedy CTC decode of one image's (frames, classes) logits. Given the label lengths seen in
-    training, a greedy reading of another length (always wrong) is replaced by the most probable
-    path of an allowed length; its confidence is that reading's own probability."""
+    training, a greedy reading of another length (wrong, where the site's captchas keep to those
+    lengths) is replaced by the most probable path of a seen length, whose confidence is that
+    reading's own probability."""
     log_probs = log_softmax(logits.astype(np.float64))
     blank = len(charset)
     path = greedy_path(log_probs, blank)
