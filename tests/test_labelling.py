@@ -127,6 +127,8 @@ def test_label_correct_skip_back_crash_and_resume_in_chromium(label_server):
         field = page.locator("[data-testid=label]")
 
         def current() -> str:
+            """The file name of the image on the page, once the page has fetched it."""
+            page.wait_for_function("() => document.querySelector('#reading').textContent.includes('· ')")
             return page.locator("[data-testid=reading]").inner_text().rsplit("· ", 1)[1]
 
         def wait_for_change(before: str) -> None:
