@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import fields
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from learning_curve import SHARED, save_record, split_folders  # noqa: E402
+from learning_curve import SHARED, save_record, score, split_folders, train_and_score  # noqa: E402
 
 RESULTS = BENCH / "results" / "ablations.json"
 
@@ -47,63 +45,15 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, overrides
 
 
-def worker(labelled: Path, test: Path, out: Path, overrides: dict) -> None:
-    """Train with the defaults plus `overrides`; print one JSON line with the test accuracies."""
-    from captcha_ocr.training.settings import settings_for_run
-    from captcha_ocr.training.train import infer_from_folder, load_datasets, train
-
-    settings, _ = settings_for_run(out, {"data_dir": str(labelled), **overrides}, resume=False)
-    infer_from_folder(settings, overrides.get("charset"), overrides.get("width"))
-    train_set, validation = load_datasets(settings)
-    train(settings, train_set, validation)
-    print(json.dumps(score(out, test)))
-
-
-def test_logits(run: Path, test: Path):
-    """A finished run's settings, its best model, the test folder's labels and the model's logits."""
-    import keras
-
-    from captcha_ocr.training.data import load_folder
-    from captcha_ocr.training.settings import TrainSettings
-
-    settings = TrainSettings.load(run)
-    model = keras.models.load_model(run / "checkpoints" / "best.keras")
-    tested, _ = load_folder(test, settings.height, settings.width, case_fold=settings.case_fold)
-    return settings, model, tested.texts, model.predict(tested.images, batch_size=256, verbose=0)
-
-
-def score(run: Path, test: Path) -> dict:
-    """A finished run's best model on the test folder, greedy and with the seen lengths."""
-    from captcha_ocr.runtime import decode_logits
-
-    settings, model, texts, logits = test_logits(run, test)
-    greedy = [decode_logits(frame, settings.charset).text for frame in logits]
-    seen = [decode_logits(frame, settings.charset, settings.lengths).text for frame in logits]
-    state = json.loads((run / "state.json").read_text())
-    return {
-        "test_greedy": sum(p == t for p, t in zip(greedy, texts)) / len(texts),
-        "test_seen_lengths": sum(p == t for p, t in zip(seen, texts)) / len(texts),
-        "test_images": len(texts), "val_accuracy": state["best_accuracy"], "epochs": state["epoch"],
-        "best_epoch": state["best_epoch"], "train_s": round(state["elapsed_s"], 1),
-        "input": f"{settings.height}x{settings.width}", "parameters": model.count_params(),
-    }
-
-
 def run_variant(data_name: str, seed: int, variant: str, out: Path, labels: int = 0) -> dict:
     """One variant's run on `labels` labelled images of the curve's pool (0: all of it)."""
     name, overrides = parse_variant(variant)
     work = out / f"{data_name}-{seed}-{name.replace(' ', '_')}"
     work.mkdir(parents=True)
     folders = split_folders(SHARED / data_name, labels, seed, Path(tempfile.mkdtemp(dir=work)))
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "--worker", str(folders["labelled"]), str(folders["test"]),
-                           str(work / "run"), json.dumps({"seed": seed, **overrides})],
-                          capture_output=True, text=True)
-    (work / "log.txt").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise SystemExit(f"{name}: {(done.stderr or done.stdout)[-1500:]}")
+    result, wall = train_and_score(folders["labelled"], folders["test"], work, {"seed": seed, **overrides})
     return {"set": data_name, "seed": seed, "name": name, "settings": overrides, "labels": labels or "all",
-            "wall_s": round(time.perf_counter() - started, 1), **json.loads(done.stdout.strip().splitlines()[-1])}
+            "wall_s": wall, **result}
 
 
 def report(records: list[dict]) -> str:
@@ -128,12 +78,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--score", nargs=3, metavar=("NAME", "RUN_DIR", "TEST_FOLDER"),
                         help="record a finished run (e.g. the learning curve's run on all labels) as variant NAME")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        labelled, test, out, overrides = args.worker
-        worker(Path(labelled), Path(test), Path(out), json.loads(overrides))
-        return
     if args.report:
         print(report(json.loads(args.results.read_text())))
         return
@@ -146,7 +91,10 @@ def main() -> None:
         return
     out = args.out or Path(tempfile.mkdtemp(prefix="ablations-"))
     for variant in args.variants:
-        record = run_variant(args.set, args.seed, variant, out, args.labels)
+        try:
+            record = run_variant(args.set, args.seed, variant, out, args.labels)
+        except RuntimeError as failed:
+            raise SystemExit(str(failed)) from None
         print(json.dumps(record), flush=True)
         save_record(args.results, record, key=("set", "seed", "name"))
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def measure(run: Path, test: Path) -> dict:
-    from ablations import test_logits
+    from learning_curve import test_logits
 
     from captcha_ocr.runtime import decode_logits
 

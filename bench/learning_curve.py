@@ -61,52 +61,75 @@ def split_folders(data: Path, size: int, seed: int, work: Path) -> dict[str, Pat
 
 
 def run_one(data_name: str, size: int, seed: int, unlabelled: bool, out: Path, time_limit: float | None) -> dict:
-    """One training run in a child process (own Keras state), scored on the test split."""
+    """One point of the curve: `size` labels (and the rest unlabelled), trained and scored."""
     out.mkdir(parents=True, exist_ok=True)
     folders = split_folders(SHARED / data_name, size, seed, Path(tempfile.mkdtemp(dir=out)))
-    args = [sys.executable, __file__, "--worker", str(folders["labelled"]), str(folders["test"]), str(out / "run"),
-            str(seed), str(time_limit or "")]
+    overrides = {"seed": seed}
+    if time_limit is not None:
+        overrides["time_limit"] = time_limit
     if unlabelled:
-        args.append(str(folders["unlabelled"]))
+        overrides["unlabelled_dir"] = str(folders["unlabelled"])
+    result, wall = train_and_score(folders["labelled"], folders["test"], out, overrides)
+    return {"set": data_name, "labels": len(list(folders["labelled"].iterdir())), "size_arg": size, "seed": seed,
+            "unlabelled": unlabelled, "wall_s": wall, "test_accuracy": result["test_greedy"], **result}
+
+
+def train_and_score(labelled: Path, test: Path, out: Path, overrides: dict) -> tuple[dict, float]:
+    """`train --data labelled` with the defaults plus `overrides`, in a child process (its own Keras
+    state) writing out/run and out/log.txt; returns its score on the test folder and its wall time."""
     started = time.perf_counter()
-    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - started
+    done = subprocess.run([sys.executable, __file__, "--worker", str(labelled), str(test), str(out / "run"),
+                           json.dumps(overrides)], cwd=REPO, capture_output=True, text=True)
+    wall = round(time.perf_counter() - started, 1)
     (out / "log.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        raise RuntimeError(f"{data_name} {size} {seed}: {(done.stderr or done.stdout)[-1500:]}")
-    record = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"set": data_name, "labels": len(list(folders["labelled"].iterdir())), "size_arg": size, "seed": seed,
-            "unlabelled": unlabelled, "wall_s": round(wall, 1), **record}
+        raise RuntimeError(f"{out.name}: {(done.stderr or done.stdout)[-1500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), wall
 
 
-def worker(labelled: Path, test: Path, out: Path, seed: int, time_limit: float | None, unlabelled: Path | None) -> None:
-    """`captcha-ocr train --data labelled [--unlabelled ...] --seed S` with every other default, then
-    the best model's full-sequence accuracy on the test folder, as one JSON line."""
-    from captcha_ocr.evaluation import sequence_accuracy
-    from captcha_ocr.runtime import greedy_texts
-    from captcha_ocr.training.data import load_folder
+def worker(labelled: Path, test: Path, out: Path, overrides: dict) -> None:
+    """What `captcha-ocr train --data labelled` does with `overrides` (TrainSettings fields), then the
+    best model's score on the test folder as one JSON line."""
     from captcha_ocr.training.settings import settings_for_run
     from captcha_ocr.training.train import infer_from_folder, load_datasets, load_unlabelled_images, train
 
-    overrides = {"data_dir": str(labelled), "seed": seed}
-    if time_limit is not None:
-        overrides["time_limit"] = time_limit
-    if unlabelled is not None:
-        overrides["unlabelled_dir"] = str(unlabelled)
-    settings, _ = settings_for_run(out, overrides, resume=False)
-    infer_from_folder(settings, None, None)
+    settings, _ = settings_for_run(out, {"data_dir": str(labelled), **overrides}, resume=False)
+    infer_from_folder(settings, overrides.get("charset"), overrides.get("width"))
     train_set, validation = load_datasets(settings)
-    model = train(settings, train_set, validation, unlabelled=load_unlabelled_images(settings))
-    tested, _ = load_folder(test, settings.height, settings.width)
-    predictions = greedy_texts(model.predict(tested.images, batch_size=256, verbose=0), settings.charset)
-    state = json.loads((out / "state.json").read_text())
-    rounds = state.get("self_training", [])
-    print(json.dumps({
-        "test_accuracy": sequence_accuracy(predictions, tested.texts), "test_images": len(tested),
-        "val_accuracy": state["best_accuracy"], "epochs": state["epoch"], "best_epoch": state["best_epoch"],
-        "train_s": round(state["elapsed_s"], 1), "pseudo_labelled": max((r["pseudo_labelled"] for r in rounds),
-                                                                          default=0),
-    }))
+    train(settings, train_set, validation, unlabelled=load_unlabelled_images(settings))
+    print(json.dumps(score(out, test)))
+
+
+def test_logits(run: Path, test: Path):
+    """A finished run's settings, its best model, the test folder's labels and the model's logits."""
+    import keras
+
+    from captcha_ocr.training.data import load_folder
+    from captcha_ocr.training.settings import TrainSettings
+
+    settings = TrainSettings.load(run)
+    model = keras.models.load_model(run / "checkpoints" / "best.keras")
+    tested, _ = load_folder(test, settings.height, settings.width, case_fold=settings.case_fold)
+    return settings, model, tested.texts, model.predict(tested.images, batch_size=256, verbose=0)
+
+
+def score(run: Path, test: Path) -> dict:
+    """A finished run's best model on the test folder, greedy and with the seen lengths, and what
+    its state.json says of the run."""
+    from captcha_ocr.runtime import decode_logits
+
+    settings, model, texts, logits = test_logits(run, test)
+    greedy = [decode_logits(frame, settings.charset).text for frame in logits]
+    seen = [decode_logits(frame, settings.charset, settings.lengths).text for frame in logits]
+    state = json.loads((run / "state.json").read_text())
+    return {
+        "test_greedy": sum(p == t for p, t in zip(greedy, texts)) / len(texts),
+        "test_seen_lengths": sum(p == t for p, t in zip(seen, texts)) / len(texts),
+        "test_images": len(texts), "val_accuracy": state["best_accuracy"], "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"], "train_s": round(state["elapsed_s"], 1),
+        "input": f"{settings.height}x{settings.width}", "parameters": model.count_params(),
+        "pseudo_labelled": max((r["pseudo_labelled"] for r in state.get("self_training", [])), default=0),
+    }
 
 
 def report(records: list[dict]) -> str:
@@ -167,12 +190,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--report", action="store_true", help="print the table and draw the plot, run nothing")
-    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        labelled, test, out, seed, time_limit, *rest = args.worker
-        worker(Path(labelled), Path(test), Path(out), int(seed), float(time_limit) if time_limit else None,
-               Path(rest[0]) if rest else None)
+        labelled, test, out, overrides = args.worker
+        worker(Path(labelled), Path(test), Path(out), json.loads(overrides))
         return
     if args.report:
         print(report(json.loads(args.results.read_text())))

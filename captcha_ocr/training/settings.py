@@ -82,6 +82,11 @@ class TrainSettings:
         return self.augment if self.augment is not None else self.data_dir is not None
 
     @property
+    def time_limit_s(self) -> float:
+        """--time-limit in seconds (0: none)."""
+        return self.time_limit * 60
+
+    @property
     def run_dir(self) -> Path:
         return Path(self.out_dir)
 

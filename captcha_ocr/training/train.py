@@ -114,12 +114,17 @@ class Checkpointer(keras.callbacks.Callback):
                       f"(it takes {MIN_VALIDATION_TO_STOP_AT_TARGET}): going on to the patience or time limit",
                       flush=True)
         patience = self.settings.patience
-        if patience and epoch - max(self.state["best_epoch"], self.started_at_epoch) >= patience:
+        if patience and epoch - self._patience_from >= patience:
             print(f"no better checkpoint for {patience} epochs: stopping", flush=True)
             self._stop("patience")
         if self.time_limit_s and elapsed >= self.time_limit_s:
             print(f"time limit of {self.time_limit_s / 60:g} min for this phase reached: stopping", flush=True)
             self._stop("time")
+
+    @property
+    def _patience_from(self) -> int:
+        """Patience counts from the best epoch, or from this fit's start if that is later."""
+        return max(self.state["best_epoch"], self.started_at_epoch)
 
     def _stop(self, reason: str) -> None:
         self.model.stop_training = True
@@ -130,7 +135,7 @@ class Checkpointer(keras.callbacks.Callback):
         they take at this pace (patience, the epoch cap and the time limit each end it sooner)."""
         last = self.last_epoch
         if self.settings.patience:
-            last = min(last, max(self.state["best_epoch"], self.started_at_epoch) + self.settings.patience)
+            last = min(last, self._patience_from + self.settings.patience)
         per_epoch = elapsed / max(1, len(self.state["history"]))
         remaining = max(0.0, (last - epoch) * per_epoch)
         if self.time_limit_s:
@@ -158,7 +163,7 @@ def _save_atomically(model: keras.Model, path: Path) -> None:
     os.replace(partial, path)
 
 
-def compile_trainer(settings: TrainSettings, model: keras.Model, steps_per_epoch: int, epochs: int,
+def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: int, epochs: int,
                     learning_rate: float | None = None) -> keras.Model:
     """What fit() trains: the model behind the augmentation layers (when augmenting), sharing its
     weights, with Adam on a warm-up + cosine schedule over `epochs`. The augmentation is a part of
@@ -168,6 +173,7 @@ def compile_trainer(settings: TrainSettings, model: keras.Model, steps_per_epoch
     view = augmentation(settings.seed)(image) if settings.augmenting else image
     trainer = keras.Model(image, model(view), name="trainer")
     peak = learning_rate or settings.learning_rate
+    steps_per_epoch = (train_images + settings.batch_size - 1) // settings.batch_size
     total = steps_per_epoch * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 10,
@@ -262,8 +268,7 @@ def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resu
                 if not used and labelled and state.get("stopped") == "time" and not _out_of_time(settings, state):
                     print("no unlabelled image could be used: training on the labelled ones goes on for the time "
                           "left", flush=True)
-                    _fit(settings, *labelled, train_set, validation, state, settings.epochs,
-                         settings.time_limit * 60)
+                    _fit(settings, *labelled, train_set, validation, state, settings.epochs, settings.time_limit_s)
     except KeyboardInterrupt:
         if "best_epoch" not in state:
             raise DatasetError("stopped before the first epoch ended: there is no model to export") from None
@@ -296,15 +301,14 @@ def _fit_labelled(settings: TrainSettings, train_set: Dataset, validation: Datas
     if reached_target(settings, state, len(validation)):
         print("target accuracy already reached by this run")
         return None
-    steps_per_epoch = (len(train_set) + settings.batch_size - 1) // settings.batch_size
     if resume and state["epoch"]:
         trainer = keras.models.load_model(settings.run_dir / "checkpoints" / "last.keras")
         model = trainer.get_layer("captcha_ctc")
     else:
         model = new_model(settings)
-        trainer = compile_trainer(settings, model, steps_per_epoch, settings.epochs)
+        trainer = compile_trainer(settings, model, len(train_set), settings.epochs)
     share = SUPERVISED_SHARE if has_unlabelled else 1.0
-    _fit(settings, trainer, model, train_set, validation, state, settings.epochs, settings.time_limit * 60 * share)
+    _fit(settings, trainer, model, train_set, validation, state, settings.epochs, settings.time_limit_s * share)
     _say_if_still_improving(settings, state)
     state["phase"] = "self-training" if has_unlabelled else "done"
     save_state(settings, state)
@@ -341,10 +345,9 @@ def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset,
         if not len(extra):
             break
         combined = Dataset(np.concatenate([train_set.images, extra.images]), train_set.texts + extra.texts)
-        steps_per_epoch = (len(combined) + settings.batch_size - 1) // settings.batch_size
         epochs = _round_epochs(settings, state, len(combined) / len(train_set), SELF_TRAINING_ROUNDS - len(rounds) + 1)
-        trainer = compile_trainer(settings, best, steps_per_epoch, epochs, settings.learning_rate / 2)
-        _fit(settings, trainer, best, combined, validation, state, state["epoch"] + epochs, settings.time_limit * 60)
+        trainer = compile_trainer(settings, best, len(combined), epochs, settings.learning_rate / 2)
+        _fit(settings, trainer, best, combined, validation, state, state["epoch"] + epochs, settings.time_limit_s)
         used = True
     state["phase"] = "done"
     save_state(settings, state)
@@ -359,13 +362,13 @@ def _round_epochs(settings: TrainSettings, state: dict, size_ratio: float, round
     epochs = max(1, settings.epochs // 2)
     if settings.time_limit and state["epoch"]:
         per_epoch = state["elapsed_s"] / state["epoch"] * size_ratio
-        left = settings.time_limit * 60 - state["elapsed_s"]
+        left = settings.time_limit_s - state["elapsed_s"]
         epochs = min(epochs, max(1, int(left / rounds_left / per_epoch)))
     return epochs
 
 
 def _out_of_time(settings: TrainSettings, state: dict) -> bool:
-    return bool(settings.time_limit) and state.get("elapsed_s", 0.0) >= settings.time_limit * 60
+    return bool(settings.time_limit) and state.get("elapsed_s", 0.0) >= settings.time_limit_s
 
 
 def _fit(settings: TrainSettings, trainer: keras.Model, model: keras.Model, train_set: Dataset, validation: Dataset,
