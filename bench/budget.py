@@ -39,7 +39,9 @@ def memory():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
+started = time.perf_counter()
 import index
+cold_start = time.perf_counter() - started
 event = json.loads(sys.stdin.buffer.read())
 idle_mb, _ = memory()
 with open("/proc/self/clear_refs", "w") as marks:
@@ -48,7 +50,8 @@ started = time.perf_counter()
 reply = index.main_handler(event, {"request_id": "budget"})
 elapsed = time.perf_counter() - started
 _, peak_mb = memory()
-sys.stdout.write("\n" + json.dumps({"reply": reply, "idle_mb": idle_mb, "peak_mb": peak_mb, "seconds": elapsed}))
+sys.stdout.write("\n" + json.dumps({"reply": reply, "idle_mb": idle_mb, "peak_mb": peak_mb, "seconds": elapsed,
+                                    "cold_start_s": cold_start}))
 """
 
 
@@ -61,16 +64,20 @@ class Measurement:
     peak_mb: float
     seconds: float
     log_lines: tuple[str, ...]
+    cold_start_s: float  # importing index: the runtime, the packages, every model loaded and checked
+    model: str | None  # the model that answered
 
     @property
     def above_idle_mb(self) -> float:
         return self.peak_mb - self.idle_mb
 
 
-def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float = 60) -> Measurement:
-    """One request in a fresh `python -I -S` process inside the unzipped bundle."""
+def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float = 60,
+                  env: dict[str, str] | None = None) -> Measurement:
+    """One request in a fresh `python -I -S` process inside the unzipped bundle (env: e.g. the
+    function's CAPTCHA_OCR_MODELS_DIR)."""
     result = subprocess.run([python, "-I", "-S", "-c", _CHILD], cwd=bundle_dir, input=json.dumps(event).encode(),
-                            capture_output=True, timeout=timeout, env={"PATH": "/usr/bin:/bin"})
+                            capture_output=True, timeout=timeout, env={"PATH": "/usr/bin:/bin", **(env or {})})
     if result.returncode != 0:
         raise RuntimeError(f"bundle process failed ({result.returncode}): {result.stderr.decode()[-2000:]}")
     *logs, last = result.stdout.decode().rstrip("\n").split("\n")
@@ -81,6 +88,7 @@ def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float =
         status=report["reply"]["statusCode"], code=(body.get("error") or {}).get("code"), text=body.get("text"),
         idle_mb=round(report["idle_mb"], 1), peak_mb=round(report["peak_mb"], 1),
         seconds=round(report["seconds"], 3), log_lines=tuple(line for line in logs if line),
+        cold_start_s=round(report["cold_start_s"], 3), model=(body.get("model") or {}).get("name"),
     )
 
 
@@ -132,7 +140,8 @@ def main() -> int:
         right = (measured.status, measured.code) == (case.status, case.code) and (
             case.text is None or measured.text == case.text)
         within = measured.peak_mb <= BUDGET_PEAK_MB and measured.seconds <= BUDGET_SECONDS
-        rows.append({"class": case.name, **{k: v for k, v in asdict(measured).items() if k != "log_lines"},
+        rows.append({"class": case.name, **{k: v for k, v in asdict(measured).items()
+                                            if k not in ("log_lines", "cold_start_s", "model")},
                      "expected": [case.status, case.code], "right": right, "within_budget": within})
         print(f"{case.name[:52]:<52} {measured.status:>6} {str(measured.code):<18} {measured.peak_mb:>8.1f} "
               f"{measured.above_idle_mb:>8.1f} {measured.seconds:>8.3f}  {'ok' if right and within else 'FAIL'}",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import random
 import sys
 import time
@@ -22,7 +21,6 @@ from urllib.parse import parse_qs
 
 from captcha_ocr import __version__, web
 from captcha_ocr.budget import screen
-from captcha_ocr.config import ModelConfig, load_config
 from captcha_ocr.errors import (
     ApiError,
     BatchTooLarge,
@@ -39,11 +37,11 @@ from captcha_ocr.errors import (
 from captcha_ocr.events import Request, integrated_response, parse_event, single_values
 from captcha_ocr.imaging import preprocess
 from captcha_ocr.payload import decode_image_base64
-from captcha_ocr.runtime import Recognizer
+from captcha_ocr.registry import Model, Registry, load_registry
 
 log = logging.getLogger("captcha_ocr")
-MODEL_DIR_ENV = "CAPTCHA_OCR_MODEL_DIR"
 IMAGE_KEYS = ("base64Image", "image")
+MODEL_KEY = "model"  # names the model to read with, wherever the image is given (or in the query string)
 RAW_IMAGE_TYPES = ("application/octet-stream",)
 # path -> method -> the App method that answers it ("INVOKE": a direct invoke, no HTTP); OPTIONS is
 # answered on every path for CORS preflights
@@ -90,10 +88,9 @@ def add_log_fields(replace: bool = True, **fields: Any) -> None:
 
 
 class App:
-    def __init__(self, config: ModelConfig, recognizer: Recognizer) -> None:
-        self.config = config
-        self.recognizer = recognizer
-        self.model_info = {"name": config.name, "sha256": config.sha256}
+    def __init__(self, models: Registry) -> None:
+        self.models = models
+        self.limits = models.default.config.limits  # one budget for the function: the default model's
 
     # -- entry -------------------------------------------------------------------------------
     def handle(self, event: object, context: object = None) -> dict[str, Any]:
@@ -146,31 +143,33 @@ class App:
         return Reply(200, web.page(web.DEMO_PAGE), {"Content-Type": HTML, "Cache-Control": "no-store"})
 
     def sample(self, request: Request) -> Reply:
-        """A fresh captcha of the model's charset and lengths, drawn by the `captcha` library."""
+        """A fresh captcha of the model's charset and lengths (`model`, else the default's), drawn by
+        the `captcha` library."""
         try:
             from captcha_ocr.synthetic import synthetic_captcha  # imported on the first sample, not at cold start
         except ImportError as exc:
             raise SamplesUnavailable("samples need the captcha library: pip install captcha") from exc
-        text, png = synthetic_captcha(random.SystemRandom().getrandbits(63), self.config.charset, self.config.lengths)
+        config = (self._named_model(request.query) or self.models.default).config
+        text, png = synthetic_captcha(random.SystemRandom().getrandbits(63), config.charset, config.lengths)
         encoded = base64.b64encode(png).decode()
         return Reply(200, {"ok": True, "text": text, "mime": "image/png", "base64Image": encoded})
 
     def health(self, request: Request) -> Reply:
-        runtime = self.recognizer.runtime
+        runtime = self.models.default.recognizer.runtime
         return Reply(200, {
             "ok": True,
             "service": "captcha-ocr",
             "version": __version__,
-            "model": {**self.model_info, "file": self.config.model_file},
-            "charset": self.config.charset,
-            "lengths": list(self.config.lengths),
-            "input": {"height": self.config.height, "width": self.config.width},
+            "model": self.models.default.describe(),  # the default: it answers requests that name none
+            "models": [model.describe() for model in self.models],
             "runtime": {"package": runtime.package, "version": runtime.version},
-            "limits": self.config.limits.__dict__,
+            "limits": self.limits.__dict__,
         })
 
     def recognize(self, request: Request) -> Reply:
-        values, is_batch = self._image_values(request)
+        """One image or a batch; each read by the model named, else by the one model declaring its
+        size, else by the default. The reply (and each batch entry) names the model that read it."""
+        values, is_batch, named = self._image_values(request)
         add_log_fields(images=len(values))
         images = [self._image_bytes_or_error(value) for value in values]
         if len(images) > 1:
@@ -178,22 +177,22 @@ class App:
         if not is_batch:
             if isinstance(images[0], ApiError):
                 raise images[0]
-            return Reply(200, {**self._recognize_one(images[0]), "model": self.model_info})
-        results = [self._result_or_error(image) for image in images]
-        return Reply(200, {"ok": True, "results": results, "model": self.model_info})
+            return Reply(200, self._recognize_one(images[0], named))
+        results = [self._result_or_error(image, named) for image in images]
+        return Reply(200, {"ok": True, "results": results, "model": (named or self.models.default).summary()})
 
-    def _result_or_error(self, image: bytes | ApiError) -> dict[str, Any]:
+    def _result_or_error(self, image: bytes | ApiError, named: Model | None) -> dict[str, Any]:
         """One batch entry: its reading, or its own error body (one bad image does not fail the batch)."""
         if isinstance(image, ApiError):
             return image.body()
         try:
-            return self._recognize_one(image)
+            return self._recognize_one(image, named)
         except ApiError as error:
             return error.body()
 
     def _check_batch_pixels(self, images: list[bytes | ApiError]) -> None:
         """The batch's pixel total from the headers alone (budget.screen), before any image is decoded."""
-        limits, pixels = self.config.limits, 0
+        limits, pixels = self.limits, 0
         for image in images:
             if isinstance(image, bytes):
                 try:
@@ -211,40 +210,69 @@ class App:
             return error
 
     def _image_bytes(self, value: object) -> bytes:
-        limits = self.config.limits
+        limits = self.limits
         if not isinstance(value, bytes):
             return decode_image_base64(value, limits)
         if len(value) > limits.max_decoded_bytes:
             raise PayloadTooLarge(f"image is {len(value)} bytes; the limit is {limits.max_decoded_bytes}")
         return value
 
-    def _recognize_one(self, data: bytes) -> dict[str, Any]:
-        prepared = preprocess(data, self.config.height, self.config.width, self.config.limits)
+    def _recognize_one(self, data: bytes, named: Model | None) -> dict[str, Any]:
+        model = named or self._model_for_size(data)
+        config = model.config
+        prepared = preprocess(data, config.height, config.width, self.limits)
         add_log_fields(replace=False, imageSize="{}x{}".format(*prepared.source_size),
-                       imageFormat=prepared.source_format)  # the first image's, for a batch
-        result = self.recognizer.recognize(prepared.tensor)
+                       imageFormat=prepared.source_format, model=model.name)  # the first image's, for a batch
+        result = model.recognizer.recognize(prepared.tensor)
         return {
             "ok": True,
             "text": result.text,
             "confidence": result.confidence,
             "chars": [{"char": c.char, "confidence": c.confidence} for c in result.chars],
+            "model": model.summary(),
         }
 
-    # -- where the image is in the request --------------------------------------------------
-    def _image_values(self, request: Request) -> tuple[list[object], bool]:
-        if request.direct is not None:
-            return self._values_from_mapping(request.direct)
-        if request.method == "GET" or not request.body:
-            return self._values_from_mapping(request.query)
-        return self._values_from_body(request)
+    def _model_for_size(self, data: bytes) -> Model:
+        """The one model declaring the image's size, read from its header (budget.screen), else the default."""
+        if not self.models.chooses_by_size:
+            return self.models.default
+        try:
+            size = screen(data, self.limits).size
+        except ApiError:
+            return self.models.default  # preprocess gives the image's own error
+        return self.models.for_size(size)
 
-    def _values_from_body(self, request: Request) -> tuple[list[object], bool]:
-        limits = self.config.limits
+    def _named_model(self, mapping: dict[str, Any]) -> Model | None:
+        name = mapping.get(MODEL_KEY)
+        if name is None or name == "":
+            return None
+        if not isinstance(name, str):
+            raise InvalidRequest('"model" must be the name of a model, a string')
+        return self.models.named(name)
+
+    # -- where the image is in the request --------------------------------------------------
+    def _image_values(self, request: Request) -> tuple[list[object], bool, Model | None]:
+        """The image values, whether they are a batch, and the model named with them (a raw body's
+        model, and any the body does not name, comes from the query string)."""
+        if request.direct is not None:
+            source: dict[str, Any] | object = request.direct
+        elif request.method == "GET" or not request.body:
+            source = request.query
+        else:
+            source = self._body_content(request)
+        if not isinstance(source, dict):
+            return [source], False, self._named_model(request.query)
+        values, is_batch = self._values_from_mapping(source)
+        return values, is_batch, self._named_model(source if MODEL_KEY in source else request.query)
+
+    def _body_content(self, request: Request) -> dict[str, Any] | bytes | str:
+        """A JSON or form body's fields, or the one image a raw body is."""
+        limits = self.limits
         if len(request.body) > limits.max_body_bytes:
             raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {limits.max_body_bytes}")
         content_type = request.content_type
         if content_type.startswith("image/") or content_type in RAW_IMAGE_TYPES:
-            return [request.body], False
+            return request.body
         try:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -252,15 +280,15 @@ class App:
                 "body is binary: send it with Content-Type image/* or application/octet-stream"
             ) from exc
         if content_type == "application/json" or (content_type in ("", "text/plain") and text.lstrip().startswith("{")):
-            return self._values_from_mapping(self._parse_json(text))
+            return self._parse_json(text)
         if content_type == "application/x-www-form-urlencoded":
             try:
                 form = parse_qs(text, keep_blank_values=True, max_num_fields=limits.max_body_values)
             except ValueError as exc:
                 raise InvalidRequest(f"form body has more than {limits.max_body_values} fields") from exc
-            return self._values_from_mapping(single_values(form, "form field"))
+            return single_values(form, "form field")
         if content_type in ("", "text/plain"):
-            return [text], False
+            return text
         raise UnsupportedMediaType(
             f"Content-Type {content_type[:64]!r} is not supported; use application/json, "
             "application/x-www-form-urlencoded, text/plain or image/*"
@@ -268,7 +296,7 @@ class App:
 
     def _parse_json(self, text: str) -> dict[str, Any]:
         """A JSON object, its size bounded before parsing: every value costs a Python object."""
-        limit = self.config.limits.max_body_values
+        limit = self.limits.max_body_values
         if text.count(",") + text.count("[") + text.count("{") > limit:
             raise InvalidJson(f"JSON body holds more than {limit} values")
         try:
@@ -286,8 +314,8 @@ class App:
                 raise InvalidRequest('"images" must be a list of base64 strings')
             if not images:
                 raise MissingImage('"images" is empty')
-            if len(images) > self.config.limits.max_batch:
-                raise BatchTooLarge(f"{len(images)} images in one request; the limit is {self.config.limits.max_batch}")
+            if len(images) > self.limits.max_batch:
+                raise BatchTooLarge(f"{len(images)} images in one request; the limit is {self.limits.max_batch}")
             return images, True
         for key in IMAGE_KEYS:
             if key in mapping:
@@ -300,22 +328,17 @@ def allowed_methods(path: str | None) -> str:
     return ", ".join([*(m for m in ROUTES.get(path or "", {}) if m != "INVOKE"), "OPTIONS"])
 
 
-def default_model_dir() -> Path:
-    """$CAPTCHA_OCR_MODEL_DIR, else the repo root (where index.py and the shipped model live)."""
-    return Path(os.environ.get(MODEL_DIR_ENV) or Path(__file__).resolve().parent.parent)
-
-
-def create_app(model_dir: Path | None = None) -> App:
-    """Load and check the model once (cold start). Raises, after logging why, if it is unusable."""
-    model_dir = Path(model_dir or default_model_dir())
+def create_app(model_dir: Path | None = None, models_dir: Path | None = None) -> App:
+    """Load and check every model once (cold start; registry.load_registry). Raises, after logging
+    which model is unusable and why, if one is."""
     started = time.perf_counter()
     try:
-        config = load_config(model_dir)
-        recognizer = Recognizer(config, model_dir)
+        models = load_registry(model_dir, models_dir)
     except Exception as error:
-        log_event(event="startup_failed", modelDir=str(model_dir), error=f"{type(error).__name__}: {error}")
+        log_event(event="startup_failed", error=f"{type(error).__name__}: {error}"[:2000])
         raise
-    runtime = recognizer.runtime
-    log_event(event="cold_start", model=config.name, sha256=config.sha256, runtime=runtime.package,
-              runtimeVersion=runtime.version, elapsedMs=round((time.perf_counter() - started) * 1000, 1))
-    return App(config, recognizer)
+    default, runtime = models.default, models.default.recognizer.runtime
+    log_event(event="cold_start", model=default.name, sha256=default.config.sha256, models=models.names,
+              runtime=runtime.package, runtimeVersion=runtime.version,
+              elapsedMs=round((time.perf_counter() - started) * 1000, 1))
+    return App(models)

@@ -14,15 +14,36 @@ from captcha_ocr.errors import UserError
 
 def _model_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path,
-                        help="folder with config.json + model "
+                        help="folder with config.json + model: the default model "
                         "(default: $CAPTCHA_OCR_MODEL_DIR, else the shipped model)")
+
+
+def _models_args(parser: argparse.ArgumentParser, pick: bool = False) -> None:
+    """--model-dir (the default model), --models-dir (the others) and, for commands that read
+    images, --model (which one reads them)."""
+    _model_dir_arg(parser)
+    parser.add_argument("--models-dir", type=Path,
+                        help="folder of more models, one subfolder each "
+                        "(default: $CAPTCHA_OCR_MODELS_DIR, else models/ when there is one)")
+    if pick:
+        parser.add_argument("--model", help="the model to read with, by name (default: the default model)")
+
+
+def _named(models, name: str | None):
+    """The model called `name` (None: the default), an unknown name as a one-line UserError."""
+    from captcha_ocr.errors import UnknownModel
+
+    try:
+        return models.named(name) if name else models.default
+    except UnknownModel as error:
+        raise UserError(error.message) from error
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="local API Gateway: HTTP -> main_handler, plus the demo page at /demo")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
     p.add_argument("--port", type=int, default=9000, help="default 9000; 0 picks a free port")
-    _model_dir_arg(p)
+    _models_args(p)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -30,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
     from captcha_ocr.server import make_server, serve
 
     configure_logging()
-    app = create_app(args.model_dir)
+    app = create_app(args.model_dir, args.models_dir)
     serve(make_server(app.handle, args.host, args.port),
           "captcha-ocr local API Gateway on {url}  (demo page: {url}demo, Ctrl-C stops)")
     return 0
@@ -50,14 +71,14 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
 def _label(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from captcha_ocr.app import create_app
     from captcha_ocr.labelling import LabelSession, Retrainer, model_reader
+    from captcha_ocr.registry import default_model_dir, load_model
     from captcha_ocr.server import LabelPage, make_wsgi_server, serve
 
-    session = LabelSession(args.folder, model_reader(create_app(args.model_dir)))
+    session = LabelSession(args.folder, model_reader(load_model(args.model_dir or default_model_dir())))
     retrainer = None
     if importlib.util.find_spec("keras") is not None:  # the train extra: retraining from the page
-        retrainer = Retrainer(session, args.runs, args.retrain_minutes, lambda export: model_reader(create_app(export)))
+        retrainer = Retrainer(session, args.runs, args.retrain_minutes, lambda export: model_reader(load_model(export)))
     state = session.state()
     print(f"{args.folder}: {state['labelled']} of {state['total']} images labelled, {state['queue']} to look at")
     serve(make_wsgi_server(LabelPage(session, retrainer), args.host, args.port),
@@ -66,9 +87,9 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="recognise image files through the handler and print the replies")
+    p = sub.add_parser("predict", help="recognise image files through the handler: file, text, confidence, model")
     p.add_argument("images", nargs="+", type=Path)
-    _model_dir_arg(p)
+    _models_args(p, pick=True)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -79,14 +100,15 @@ def _predict(args: argparse.Namespace) -> int:
     unreadable = [str(path) for path in args.images if not path.is_file()]
     if unreadable:
         raise UserError(f"not an image file: {', '.join(unreadable)}")
-    app = create_app(args.model_dir)
+    app = create_app(args.model_dir, args.models_dir)
+    chosen = {"model": _named(app.models, args.model).name} if args.model else {}
     failures = 0
     for path in args.images:
-        event = {"base64Image": base64.b64encode(path.read_bytes()).decode()}
+        event = {"base64Image": base64.b64encode(path.read_bytes()).decode(), **chosen}
         body = json.loads(app.handle(event, None)["body"])
         failures += not body["ok"]
         shown = body["text"] if body["ok"] else f"error {body['error']['code']}: {body['error']['message']}"
-        print(f"{path}\t{shown}\t{body.get('confidence', '')}")
+        print(f"{path}\t{shown}\t{body.get('confidence', '')}\t{body.get('model', {}).get('name', '')}")
     return 1 if failures else 0
 
 
@@ -101,9 +123,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 def _sample(args: argparse.Namespace) -> int:
     import random
 
-    from captcha_ocr.app import default_model_dir
     from captcha_ocr.config import load_config
     from captcha_ocr.evaluation import synthetic_samples
+    from captcha_ocr.registry import default_model_dir
 
     config = load_config(args.model_dir or default_model_dir())
     seed = random.SystemRandom().randrange(10**9) if args.seed is None else args.seed
@@ -122,29 +144,31 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=2026, help="seed of the synthetic evaluation set (default 2026)")
     p.add_argument("--model-file", help="score another .tflite in the model folder (e.g. model.tflite, the float one)")
     p.add_argument("--json", type=Path, help="also write the full report here")
-    _model_dir_arg(p)
+    _models_args(p, pick=True)
 
 
 def _eval(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from captcha_ocr.app import App, default_model_dir
-    from captcha_ocr.config import file_sha256, load_config
+    from captcha_ocr.app import App
+    from captcha_ocr.config import file_sha256
     from captcha_ocr.evaluation import folder_samples, format_report, handler_report, synthetic_samples
+    from captcha_ocr.registry import Model, Registry, load_registry
     from captcha_ocr.runtime import Recognizer
 
-    model_dir = args.model_dir or default_model_dir()
-    config = load_config(model_dir)
+    model = _named(load_registry(args.model_dir, args.models_dir), args.model)
     if args.model_file:
-        config = dataclasses.replace(config, model_file=args.model_file,
-                                     sha256=file_sha256(model_dir / args.model_file))
-    app = App(config, Recognizer(config, model_dir))
+        config = dataclasses.replace(model.config, model_file=args.model_file,
+                                     sha256=file_sha256(model.directory / args.model_file))
+        model = Model(model.directory, config, Recognizer(config, model.directory))
+    config = model.config
+    app = App(Registry([model]))  # the handler with this model alone, as its default
     if args.synthetic:
         samples = synthetic_samples(args.synthetic, args.seed, config.charset, config.lengths)
-        title = f"{config.model_file} on {args.synthetic} synthetic captchas (eval seed {args.seed})"
+        title = f"{config.name} ({config.model_file}) on {args.synthetic} synthetic captchas (eval seed {args.seed})"
     else:
         samples = folder_samples(args.data)
-        title = f"{config.model_file} on {args.data}"
+        title = f"{config.name} ({config.model_file}) on {args.data}"
     report = handler_report(app.handle, samples)
     print(format_report(report, title))
     if args.json:
@@ -227,7 +251,7 @@ def _add_deploy(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url-auth", choices=["NONE", "CAM"], type=str.upper,
                    help="Function URL auth: NONE (public) or CAM (signed) (default: custom.deploy.urlAuth)")
     p.add_argument("--bundle", type=Path, help="a zip from scripts/build_bundle.py (default: build one now)")
-    _model_dir_arg(p)
+    _models_args(p)
     p.add_argument("--cos-bucket", help="deploy a zip already uploaded to COS (needed above 50 MB)")
     p.add_argument("--cos-object", help="its object key in --cos-bucket")
     p.add_argument("--dry-run", action="store_true", help="print every API call (secrets masked) and send nothing")
@@ -260,7 +284,7 @@ def _deploy(args: argparse.Namespace) -> int:
         code = tencent.cos_code(args.cos_bucket, args.cos_object, settings.region)
     else:
         archive = args.bundle or bundle.build(REPO / "build", "3.10", "2.17", "3.4.19",
-                                              args.model_dir or REPO)
+                                              args.model_dir or REPO, models_dir=args.models_dir)
         zip_bytes = archive.read_bytes()
         print(f"bundle {archive}: {tencent.describe_zip(zip_bytes)}")
         code = tencent.zip_code(zip_bytes)
@@ -281,6 +305,41 @@ def _deploy(args: argparse.Namespace) -> int:
     return subprocess.run(["bash", str(REPO / "scripts" / "smoke.sh"), url]).returncode
 
 
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="the models folder: add an export to it, list what it serves",
+                       description="One function serves the default model and every model of the models "
+                       "folder; a request picks one with `model`.")
+    actions = p.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="copy an export into the models folder, once it loads in the serving runtime")
+    add.add_argument("export", type=Path, help="an exported model folder, e.g. runs/mine/export")
+    add.add_argument("--name", help="the name requests give as `model` (default: the name in its config.json)")
+    add.add_argument("--replace", action="store_true", help="replace a model of the same name")
+    add.add_argument("--models-dir", type=Path, help="default: $CAPTCHA_OCR_MODELS_DIR, else models/")
+    listing = actions.add_parser("list", help="the models served: the default first")
+    _models_args(listing)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from captcha_ocr.registry import MODELS_FOLDER, ROOT, add_model, default_models_dir, load_registry
+
+    if args.action == "add":
+        models_dir = args.models_dir or default_models_dir() or ROOT / MODELS_FOLDER
+        model = add_model(args.export, models_dir, args.name, args.replace)
+        size_kb = model.config.model_path(model.directory).stat().st_size / 1024
+        print(f"added {model.name} to {model.directory} ({model.config.model_file}, {size_kb:.0f} KB); "
+              f"requests read with it when they give model={model.name}")
+        return 0
+    models = load_registry(args.model_dir, args.models_dir)
+    print(f"{'name':<28}{'file':<24}{'charset':>8}  {'lengths':<10}{'input':<9}source sizes")
+    for model in models:
+        config = model.config
+        sizes = " ".join(f"{w}x{h}" for w, h in config.source_sizes) or "-"
+        mark = "  (default)" if model is models.default else ""
+        print(f"{model.name:<28}{config.model_file:<24}{len(config.charset):>8}  "
+              f"{','.join(map(str, config.lengths)):<10}{config.height}x{config.width:<6}{sizes}{mark}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="captcha-ocr",
@@ -289,13 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_predict, _add_sample, _add_label, _add_train, _add_export, _add_eval, _add_deploy):
+    for add in (_add_serve, _add_predict, _add_sample, _add_label, _add_train, _add_export, _add_eval, _add_models,
+                _add_deploy):
         add(sub)
     return parser
 
 
 COMMANDS = {"serve": _serve, "predict": _predict, "sample": _sample, "label": _label, "train": _train,
-            "export": _export, "eval": _eval, "deploy": _deploy}
+            "export": _export, "eval": _eval, "models": _models, "deploy": _deploy}
 
 
 def main(argv: list[str] | None = None) -> int:

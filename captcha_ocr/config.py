@@ -52,6 +52,9 @@ class ModelConfig:
     model_file: str = "model_quantized.tflite"
     sha256: str = ""
     decoding: str = "ctc_greedy"
+    # (width, height) of the images this model reads: a request that names no model goes to the one
+    # model declaring its image's size (export declares the sizes common in the training folder)
+    source_sizes: tuple[tuple[int, int], ...] = ()
     limits: Limits = field(default_factory=Limits)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +70,7 @@ class ModelConfig:
     def to_json(self) -> str:
         data = asdict(self)
         data["lengths"] = list(self.lengths)
+        sizes = [list(size) for size in data.pop("source_sizes")]
         data = {
             "schema": SCHEMA_VERSION,
             "name": data.pop("name"),
@@ -75,6 +79,7 @@ class ModelConfig:
             "charset": data.pop("charset"),
             "lengths": data.pop("lengths"),
             "input": {"height": data.pop("height"), "width": data.pop("width"), "channels": 1},
+            **({"source_sizes": sizes} if sizes else {}),
             "decoding": {"type": data.pop("decoding"), "blank_index": self.blank_index},
             **data,
         }
@@ -98,6 +103,10 @@ def _require(data: dict[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _is_size(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(type(n) is int and n > 0 for n in value)
+
+
 def parse_config(data: dict[str, Any]) -> ModelConfig:
     """Validate a decoded config.json; every error names the offending key."""
     if not isinstance(data, dict):
@@ -117,6 +126,9 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
         raise ConfigError("config.json: only decoding.type 'ctc_greedy' is supported")
     if decoding.get("blank_index", len(charset)) != len(charset):
         raise ConfigError("config.json: decoding.blank_index must equal len(charset)")
+    sizes = data.get("source_sizes", [])
+    if not isinstance(sizes, list) or not all(_is_size(size) for size in sizes):
+        raise ConfigError("config.json: 'source_sizes' must be a list of [width, height] pairs of positive integers")
     limits = Limits(**{k: int(v) for k, v in data.get("limits", {}).items() if k in Limits.__dataclass_fields__})
     return ModelConfig(
         name=_require(data, "name", str),
@@ -126,6 +138,7 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
         width=width,
         model_file=_require(data, "model_file", str),
         sha256=data.get("sha256", ""),
+        source_sizes=tuple(sorted({(w, h) for w, h in sizes})),
         limits=limits,
         metrics=dict(data.get("metrics", {})),
     )

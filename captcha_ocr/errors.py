@@ -72,6 +72,13 @@ class NotFound(ApiError):
     code = "NotFound"
 
 
+class UnknownModel(ApiError):
+    """A `model` that this function does not serve; the message lists the names it does."""
+
+    status = 404
+    code = "UnknownModel"
+
+
 class MethodNotAllowed(ApiError):
     status = 405
     code = "MethodNotAllowed"
@@ -80,7 +87,6 @@ class MethodNotAllowed(ApiError):
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "UnsupportedMediaType"
-
 
 
 class SamplesUnavailable(ApiError):

@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from captcha_ocr.labelled import IMAGE_SUFFIXES, LABEL_FILES, DatasetError
+
+if TYPE_CHECKING:
+    from captcha_ocr.registry import Model
 
 LABELS_FILE = "labels.tsv"
 REVIEW_CONFIDENCE = 0.9  # a labelled image is shown again when the model disagrees this surely
@@ -37,17 +40,19 @@ class Item:
     review: bool  # already labelled, and the model disagrees
 
 
-def model_reader(app: Any) -> Reader:
-    """An App's model as a Reader: the one preprocessing, the recognizer, and "" for unreadable files."""
+def model_reader(model: Model) -> Reader:
+    """A served model as a Reader: the one preprocessing, the recognizer, and "" for unreadable files."""
     from captcha_ocr.errors import ApiError
     from captcha_ocr.imaging import preprocess
 
+    config = model.config
+
     def read(data: bytes) -> tuple[str, float]:
         try:
-            tensor = preprocess(data, app.config.height, app.config.width, app.config.limits).tensor
+            tensor = preprocess(data, config.height, config.width, config.limits).tensor
         except ApiError:
             return "", 0.0
-        result = app.recognizer.recognize(tensor)
+        result = model.recognizer.recognize(tensor)
         return result.text, result.confidence
 
     return read

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -14,9 +15,11 @@ import pytest
 from PIL import Image
 
 from captcha_ocr.app import App, create_app
+from captcha_ocr.config import load_config
 from captcha_ocr.deploy import bundle as build_bundle
 from captcha_ocr.evaluation import Labelled, synthetic_samples
 from captcha_ocr.events import query_event
+from captcha_ocr.registry import copy_model
 from captcha_ocr.server import make_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,12 +65,25 @@ def base_url(app: App):
 
 @pytest.fixture(scope="session")
 def fresh_captchas(app: App) -> list[Labelled]:
-    return synthetic_samples(60, TEST_SEED, app.config.charset, app.config.lengths)
+    return synthetic_samples(60, TEST_SEED, app.models.default.config.charset, app.models.default.config.lengths)
 
 
 @pytest.fixture(scope="session")
 def captcha_png(fresh_captchas: list[Labelled]) -> bytes:
     return fresh_captchas[0].data
+
+
+def model_variant(models_dir: Path, folder_name: str, **changes) -> Path:
+    """The shipped model's file in models_dir/folder_name, named so, its config changed: e.g. an
+    upper-case charset, which reads "K7DM" where the shipped model reads "k7dm", so a reply shows
+    which model answered, or declared source_sizes."""
+    folder = models_dir / folder_name
+    copy_model(MODEL_DIR, folder, folder_name)
+    dataclasses.replace(load_config(folder), **changes).save(folder)
+    return folder
+
+
+UPPER = load_config(MODEL_DIR).charset.upper()
 
 
 def b64(data: bytes) -> str:

@@ -28,7 +28,7 @@ def test_get_query_string(app, fresh_captchas):
     sample = fresh_captchas[0]
     status, body = call(app, get_event(b64(sample.data)))
     assert_recognised(status, body, sample.text)
-    assert body["model"] == {"name": app.config.name, "sha256": app.config.sha256}
+    assert body["model"] == {"name": app.models.default.config.name, "sha256": app.models.default.config.sha256}
 
 
 def test_image_alias_and_percent_encoded_query(app, fresh_captchas):
@@ -72,8 +72,10 @@ def test_batch_answers_each_image_in_order(app, fresh_captchas):
 def test_health(app):
     status, body = call(app, get_event(path="/health"))
     assert status == 200 and body["ok"] is True
-    assert body["model"]["sha256"] == app.config.sha256 and body["charset"] == app.config.charset
-    assert body["input"] == {"height": app.config.height, "width": app.config.width}
+    config = app.models.default.config
+    assert body["model"]["sha256"] == config.sha256 and body["model"]["charset"] == config.charset
+    assert body["model"]["input"] == {"height": config.height, "width": config.width}
+    assert body["models"] == [body["model"]]  # the shipped model alone
     assert body["runtime"]["package"] in ("tflite-runtime", "ai-edge-litert") and body["runtime"]["version"]
 
 
@@ -131,7 +133,7 @@ def test_unexpected_failures_are_500_without_details(app, captcha_png, monkeypat
     def explode(tensor):
         raise RuntimeError("/secret/path/model.tflite exploded")
 
-    monkeypatch.setattr(app.recognizer, "recognize", explode)
+    monkeypatch.setattr(app.models.default.recognizer, "recognize", explode)
     status, body = call(app, get_event(b64(captcha_png)))
     assert status == 500 and body["error"] == {"code": "InternalError", "message": "internal error"}
     assert "secret" not in json.dumps(body)
@@ -179,7 +181,8 @@ def test_samples_are_fresh_captchas_the_model_reads(app: App):
     texts = set()
     for _ in range(3):
         status, sample = call(app, {"httpMethod": "GET", "path": "/sample"})
-        assert status == 200 and sample["mime"] == "image/png" and len(sample["text"]) in app.config.lengths
+        lengths = app.models.default.config.lengths
+        assert status == 200 and sample["mime"] == "image/png" and len(sample["text"]) in lengths
         status, body = call(app, get_event(sample["base64Image"]))
         assert status == 200 and body["text"] == sample["text"]
         texts.add(sample["text"])

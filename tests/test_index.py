@@ -13,7 +13,7 @@ from captcha_ocr.evaluation import synthetic_samples
 from captcha_ocr.events import query_event
 import index
 first = index._app
-samples = synthetic_samples(5, 4242, index._app.config.charset, index._app.config.lengths)
+samples = synthetic_samples(5, 4242, index._app.models.default.config.charset, index._app.models.default.config.lengths)
 events = [query_event({"base64Image": base64.b64encode(s.data).decode()}) for s in samples]
 replies = [index.main_handler(event, {"request_id": "x"}) for event in events]
 print(json.dumps({"texts": [json.loads(r["body"])["text"] for r in replies], "truth": [s.text for s in samples],

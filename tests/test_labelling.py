@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import MODEL_DIR
 
-from captcha_ocr.app import create_app
 from captcha_ocr.evaluation import synthetic_samples
 from captcha_ocr.labelled import DatasetError, list_labelled_files
 from captcha_ocr.labelling import LABELS_FILE, LabelSession, model_reader, read_labels
+from captcha_ocr.registry import load_model
 
 READINGS = {b"a": ("abcd", 0.99), b"b": ("bcde", 0.40), b"c": ("cdef", 0.75), b"d": ("zzzz", 0.97)}
 
@@ -79,12 +79,12 @@ def test_only_the_folders_images_are_served_and_other_label_files_are_not_overwr
 
 
 def test_the_shipped_model_prefills_its_own_captchas(tmp_path):
-    app = create_app(MODEL_DIR)
-    samples = synthetic_samples(3, 99, app.config.charset, app.config.lengths)
+    model = load_model(MODEL_DIR)
+    samples = synthetic_samples(3, 99, model.config.charset, model.config.lengths)
     for index, sample in enumerate(samples):
         (tmp_path / f"{index:04d}.png").write_bytes(sample.data)
     (tmp_path / "notes.png").write_bytes(b"not an image")
-    session = LabelSession(tmp_path, model_reader(app))
+    session = LabelSession(tmp_path, model_reader(model))
     readings = {item.name: item.prediction for item in session.queue}
     assert readings["notes.png"] == "" and session.queue[0].name == "notes.png"  # unreadable: least sure
     assert sum(readings[f"{i:04d}.png"] == s.text for i, s in enumerate(samples)) >= 2
@@ -96,14 +96,14 @@ def label_server(tmp_path):
     """A labelling server over a folder of fresh captchas; `restart()` kills it and starts another."""
     from captcha_ocr.server import LabelPage, make_wsgi_server
 
-    app = create_app(MODEL_DIR)
-    samples = synthetic_samples(4, 4242, app.config.charset, app.config.lengths)
+    model = load_model(MODEL_DIR)
+    samples = synthetic_samples(4, 4242, model.config.charset, model.config.lengths)
     for index, sample in enumerate(samples):
         (tmp_path / f"{index:04d}.png").write_bytes(sample.data)
     servers = []
 
     def start():
-        server = make_wsgi_server(LabelPage(LabelSession(tmp_path, model_reader(app))), "127.0.0.1", 0)
+        server = make_wsgi_server(LabelPage(LabelSession(tmp_path, model_reader(model))), "127.0.0.1", 0)
         threading.Thread(target=server.run, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.effective_port}/label"
@@ -178,16 +178,16 @@ def test_rerank_keeps_what_was_seen_and_the_current_image(tmp_path):
 def test_retraining_in_the_background_re_ranks_with_the_new_model(tmp_path):
     from captcha_ocr.labelling import MIN_LABELS_TO_RETRAIN, Retrainer
 
-    app = create_app(MODEL_DIR)
-    samples = synthetic_samples(MIN_LABELS_TO_RETRAIN + 3, 515, app.config.charset, app.config.lengths)
+    model = load_model(MODEL_DIR)
+    samples = synthetic_samples(MIN_LABELS_TO_RETRAIN + 3, 515, model.config.charset, model.config.lengths)
     folder = tmp_path / "captchas"
     folder.mkdir()
     for index, sample in enumerate(samples):
         (folder / f"{index:04d}.png").write_bytes(sample.data)
-    session = LabelSession(folder, model_reader(app))
+    session = LabelSession(folder, model_reader(model))
     used = []
     retrainer = Retrainer(session, tmp_path / "runs", 0.01,
-                          lambda export: used.append(export) or model_reader(create_app(export)))
+                          lambda export: used.append(export) or model_reader(load_model(export)))
     with pytest.raises(DatasetError, match="label at least"):
         retrainer.start()
     truths = {f"{index:04d}.png": sample.text for index, sample in enumerate(samples)}

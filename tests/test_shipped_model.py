@@ -20,7 +20,8 @@ def test_shipped_model_is_small_and_matches_its_config():
 
 def test_shipped_model_recognises_fresh_captchas_through_the_handler():
     app = create_app(REPO)
-    samples = synthetic_samples(400, TEST_SEED + 1, app.config.charset, app.config.lengths)
+    config = app.models.default.config
+    samples = synthetic_samples(400, TEST_SEED + 1, config.charset, config.lengths)
     report = handler_report(app.handle, samples)
     assert report["sequence_accuracy"] >= 0.98, report["errors"][:5]
     confident = next(row for row in report["thresholds"] if row["threshold"] == 0.9)

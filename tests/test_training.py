@@ -42,12 +42,13 @@ def test_dataset_is_the_same_for_any_worker_count():
 
 def test_training_and_serving_see_identical_tensors(app, monkeypatch):
     """The tensor training learns from is bit-for-bit the one the handler feeds the model."""
-    dataset = synthetic_dataset(3, purpose="train", seed=1, workers=1, **{**SETTINGS, "charset": app.config.charset})
+    model = app.models.default
+    dataset = synthetic_dataset(3, purpose="train", seed=1, workers=1, **{**SETTINGS, "charset": model.config.charset})
     served = []
-    recognize = app.recognizer.recognize
-    monkeypatch.setattr(app.recognizer, "recognize", lambda tensor: served.append(tensor) or recognize(tensor))
+    recognize = model.recognizer.recognize
+    monkeypatch.setattr(model.recognizer, "recognize", lambda tensor: served.append(tensor) or recognize(tensor))
     for index in range(3):
-        text, png = synthetic_captcha(derive_seed("train", 1, index), app.config.charset, (4,))
+        text, png = synthetic_captcha(derive_seed("train", 1, index), app.models.default.config.charset, (4,))
         assert text == dataset.texts[index]
         status, _ = call(app, get_event(b64(png)))
         assert status == 200
@@ -76,10 +77,10 @@ def test_tiny_training_run_exports_models_the_serving_runtime_loads(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps(variant))
         (tmp_path / name / name).write_bytes((export / name).read_bytes())
-        assert create_app(tmp_path / name).config.model_file == name
+        assert create_app(tmp_path / name).models.default.config.model_file == name
 
     app = create_app(export)  # the serving runtime, sha256 and shape checks included
-    png = synthetic_captcha(99, app.config.charset, (4,))[1]
+    png = synthetic_captcha(99, app.models.default.config.charset, (4,))[1]
     status, body = call(app, get_event(b64(png)))
     assert status == 200 and body["ok"] is True and body["model"]["sha256"] == config["sha256"]
 

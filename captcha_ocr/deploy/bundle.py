@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import ast
 import glob
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ from elftools.elf.gnuversions import GNUVerNeedSection
 
 from captcha_ocr.deploy import REPO
 from captcha_ocr.errors import UserError
+from captcha_ocr.registry import MODELS_FOLDER, check_name, copy_model, default_models_dir, model_folders
 
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64")
 # Never imported by the handler: test suites, headers, scripts, typing stubs, bytecode.
@@ -164,7 +164,9 @@ def install_wheels(target: Path, python: str, requirements: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def copy_function(target: Path, model_dir: Path) -> None:
+def copy_function(target: Path, model_dir: Path, models_dir: Path | None) -> None:
+    """The serving modules, the default model at the root, and each model of models_dir in
+    models/NAME: where the handler looks for them (registry)."""
     files, packages = serving_files()
     for relative in files:
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -172,9 +174,10 @@ def copy_function(target: Path, model_dir: Path) -> None:
     missing = sorted(name for name in packages if not (target / name).exists())
     if missing:
         raise BundleError(f"serving imports {', '.join(missing)}, which the bundle does not hold")
-    config = json.loads((model_dir / "config.json").read_text())
-    shutil.copy2(model_dir / "config.json", target / "config.json")
-    shutil.copy2(model_dir / config["model_file"], target / config["model_file"])
+    copy_model(model_dir, target)
+    for folder in model_folders(models_dir) if models_dir is not None else []:
+        if folder.resolve() != Path(model_dir).resolve():
+            check_name(copy_model(folder, target / MODELS_FOLDER / folder.name).name)
 
 
 def prune(target: Path) -> None:
@@ -224,7 +227,9 @@ def write_zip(source: Path, archive: Path) -> None:
 
 
 def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
-          interpreter: str = INTERPRETERS[0]) -> Path:
+          interpreter: str = INTERPRETERS[0], models_dir: Path | None = None) -> Path:
+    """The zip; models_dir defaults to the one the local server serves (registry.default_models_dir)."""
+    models_dir = models_dir or default_models_dir()
     staging = out / f"scf-python{python}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -232,7 +237,7 @@ def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
     print(f"installing Linux x86-64 wheels for Python {python}: {' '.join(requirements)}")
     install_wheels(staging, python, requirements)
     prune(staging)
-    copy_function(staging, model_dir)
+    copy_function(staging, model_dir, models_dir)
     problems = check_native_libraries(staging, glibc, glibcxx)
     if problems:
         raise BundleError(f"native libraries too new for glibc {glibc} / GLIBCXX {glibcxx}:\n  "
@@ -253,15 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default="3.10", help="SCF runtime Python version (default 3.10)")
     parser.add_argument("--glibc", default="2.17", help="newest GLIBC_ version the runtime has (default 2.17)")
     parser.add_argument("--glibcxx", default="3.4.19", help="newest GLIBCXX_ version (default 3.4.19)")
-    parser.add_argument("--model-dir", type=Path, default=REPO, help="folder with config.json + model")
+    parser.add_argument("--model-dir", type=Path, default=REPO, help="folder with config.json + model: the default")
+    parser.add_argument("--models-dir", type=Path, help="folder of more models, one subfolder each "
+                        "(default: $CAPTCHA_OCR_MODELS_DIR, else models/ when there is one)")
     parser.add_argument("--out", type=Path, default=REPO / "build", help="output folder (default build/)")
     parser.add_argument("--interpreter", choices=INTERPRETERS, default=INTERPRETERS[0],
                         help="the TFLite package (default ai-edge-litert, pinned in runtime-pins.txt; "
                              "tflite-runtime needs glibc >= 2.29)")
     args = parser.parse_args(argv)
     try:
-        build(args.out, args.python, args.glibc, args.glibcxx, args.model_dir, args.interpreter)
-    except BundleError as error:
+        build(args.out, args.python, args.glibc, args.glibcxx, args.model_dir, args.interpreter, args.models_dir)
+    except UserError as error:
         print(f"build_bundle: {error}", file=sys.stderr)
         return 1
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import keras
@@ -28,6 +29,7 @@ QUANTIZED_FILE = "model_quantized.tflite"
 FLOAT16_FILE = "model_float16.tflite"
 PREFERENCE = (QUANTIZED_FILE, FLOAT16_FILE, FLOAT_FILE)  # smallest and fastest first
 MAX_QUANTIZATION_LOSS = 0.002  # held-out accuracy a smaller file may lose against the best one
+DECLARED_SIZE_SHARE = 0.1  # config.json declares the image sizes at least this share of the training images have
 
 
 def _saved_model(model: keras.Model, directory: Path, height: int, width: int) -> None:
@@ -96,6 +98,13 @@ def export(
     return final
 
 
+def common_sizes(sizes: list[tuple[int, int]] | None) -> tuple[tuple[int, int], ...]:
+    """The (width, height) sizes common in a training folder: a function serving several models sends
+    an image of such a size, naming no model, to this one (when no other model declares it too)."""
+    counts = Counter(sizes or [])
+    return tuple(sorted(size for size, count in counts.items() if count >= DECLARED_SIZE_SHARE * len(sizes or [])))
+
+
 def export_run(settings: TrainSettings, model: keras.Model, train_set: Dataset, validation: Dataset,
                name: str | None = None) -> ModelConfig:
     """A finished run -> run/export/: the model contract from the run's settings and its history
@@ -103,7 +112,7 @@ def export_run(settings: TrainSettings, model: keras.Model, train_set: Dataset, 
     run = settings.run_dir
     config = ModelConfig(
         name=name or run.name, charset=settings.charset, lengths=settings.lengths,
-        height=settings.height, width=settings.width,
+        height=settings.height, width=settings.width, source_sizes=common_sizes(train_set.source_sizes),
         metrics={"training": json.loads((run / "state.json").read_text())},
     )
     exported = export(model, config, run / "export", train_set.images[:500], validation)
