@@ -87,7 +87,7 @@ def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float =
     return Measurement(
         status=report["reply"]["statusCode"], code=(body.get("error") or {}).get("code"), text=body.get("text"),
         idle_mb=round(report["idle_mb"], 1), peak_mb=round(report["peak_mb"], 1),
-        seconds=round(report["seconds"], 3), log_lines=tuple(line for line in logs if line),
+        seconds=round(report["seconds"], 4), log_lines=tuple(line for line in logs if line),
         cold_start_s=round(report["cold_start_s"], 3), model=(body.get("model") or {}).get("name"),
     )
 

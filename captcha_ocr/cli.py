@@ -286,7 +286,9 @@ def _deploy(args: argparse.Namespace) -> int:
         archive = args.bundle or bundle.build(REPO / "build", "3.10", "2.17", "3.4.19",
                                               args.model_dir or REPO, models_dir=args.models_dir)
         zip_bytes = archive.read_bytes()
-        print(f"bundle {archive}: {tencent.describe_zip(zip_bytes)}")
+        names = bundle.bundled_models(zip_bytes)
+        print(f"bundle {archive}: {tencent.describe_zip(zip_bytes)}; models: "
+              + ", ".join([f"{names[0]} (default)", *names[1:]] if names else ["none"]))
         code = tencent.zip_code(zip_bytes)
     if args.dry_run:
         print(f"dry run, nothing is sent: {settings.name} in {settings.region}/{settings.namespace}, "

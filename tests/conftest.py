@@ -96,8 +96,10 @@ def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
     return out.getvalue()
 
 
-def get_event(value: object = None, path: str = "/", key: str = "base64Image", **extra) -> dict:
-    return {**query_event({} if value is None else {key: value}, path), **extra}
+def get_event(value: object = None, path: str = "/", key: str = "base64Image", model: str | None = None,
+              **extra) -> dict:
+    query = {**({} if value is None else {key: value}), **({} if model is None else {"model": model})}
+    return {**query_event(query, path), **extra}
 
 
 def post_event(body: str, content_type: str = "application/json", path: str = "/", **extra) -> dict:

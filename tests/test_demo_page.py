@@ -14,8 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import REPO
+from conftest import MODEL_DIR, REPO, UPPER, model_variant
 
+from captcha_ocr.app import create_app
+from captcha_ocr.config import load_config
 from captcha_ocr.server import make_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -124,4 +126,38 @@ def test_the_page_works_behind_a_path_prefix(browser, staged_url, entry):
     assert result.inner_text() == page.locator("#sample-truth").get_attribute("data-text")
     api_calls = [path for path in requested if not path.endswith(("/demo", "/release"))]
     assert api_calls and all(path.startswith("/release/") for path in api_calls), requested
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def two_models_url(tmp_path_factory):
+    """A server with the shipped model and "upper", which reads its captchas upper-cased."""
+    models = tmp_path_factory.mktemp("models")
+    model_variant(models, "upper", charset=UPPER)
+    server = make_server(create_app(MODEL_DIR, models).handle, "127.0.0.1", 0)
+    threading.Thread(target=server.run, daemon=True).start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+
+
+def test_the_model_picker_reads_with_the_model_picked(browser, two_models_url, fresh_captchas, tmp_path):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(two_models_url + "/demo")
+    picker = page.locator("[data-testid=model]")
+    page.wait_for_function("document.querySelectorAll('#model option').length === 2", timeout=20_000)
+    default = load_config(MODEL_DIR).name
+    assert picker.locator("option").all_inner_texts() == [f"{default} (default)", "upper"]
+    assert "33 characters, length 4" in page.locator("#model-info").inner_text()
+    picker.select_option("upper")
+    assert '--data-urlencode "model=upper"' in page.locator("#curl").inner_text()
+    sample = fresh_captchas[6]
+    image = tmp_path / "upload.png"
+    image.write_bytes(sample.data)
+    page.set_input_files("#file", str(image))
+    result = page.locator("#upload-result [data-testid=text]")
+    result.wait_for(timeout=20_000)
+    assert result.inner_text() == sample.text.upper()
+    assert page.locator("#upload-result [data-testid=confidence]").inner_text().endswith("model upper")
+    screenshot(page, "demo-model-picker.png")
     context.close()

@@ -287,6 +287,18 @@ def test_dry_run_prints_the_plan_and_sends_nothing(fake_scf, small_zip, tmp_path
     assert "hunter2" not in out and '"Value": "***"' in out
 
 
+def test_the_plan_names_the_models_the_bundle_serves(fake_scf, tmp_path):
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("index.py", "")
+        bundle.write(REPO / "config.json", "config.json")
+        bundle.writestr("models/mysite/config.json", (REPO / "config.json").read_text().replace(
+            '"name": "captcha-ocr-synthetic-v1"', '"name": "mysite"'))
+    code, out, err = run_deploy(fake_scf, archive, "--dry-run")
+    assert code == 0, err
+    assert "models: captcha-ocr-synthetic-v1 (default), mysite" in out
+
+
 def test_an_upload_over_50_mb_says_to_use_cos():
     with pytest.raises(tencent.DeployError, match="COS"):
         tencent.check_upload_size({"ZipFile": "A" * (tencent.ZIP_UPLOAD_LIMIT_BYTES + 4)})

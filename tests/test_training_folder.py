@@ -9,9 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, SHARED_DATASET, b64, call, get_event
+from conftest import MODEL_DIR, REPO, SHARED_DATASET, b64, call, get_event
 
 from captcha_ocr.app import create_app
+from captcha_ocr.evaluation import synthetic_samples
 from captcha_ocr.synthetic import synthetic_captcha
 from captcha_ocr.training.data import infer_input_width, load_folder, split
 
@@ -71,9 +72,21 @@ def test_training_on_a_folder_exports_a_servable_model(folder, tmp_path):
     config = json.loads((export / "config.json").read_text())
     assert config["charset"] == "2345abcd" and config["lengths"] == [4, 5, 6]
 
+    assert config["source_sizes"] == [[160, 60]]  # every training image's size
     app = create_app(export)  # the user's folder served with no code change
     status, body = call(app, get_event(b64(next(folder.glob("*_7.png")).read_bytes())))
     assert status == 200 and body["model"]["sha256"] == config["sha256"]
+
+    # one command adds it beside the shipped model; one app then answers both by name
+    added = run_cli("models", "add", str(export), "--name", "mine", "--models-dir", str(tmp_path / "models"))
+    assert added.returncode == 0 and "model=mine" in added.stdout, added.stderr[-2000:]
+    both = create_app(MODEL_DIR, tmp_path / "models")
+    shipped = synthetic_samples(1, 31, both.models.default.config.charset, (4,))[0]
+    status, body = call(both, get_event(b64(shipped.data), model=both.models.default.name))
+    assert (status, body["text"]) == (200, shipped.text)
+    for event in (get_event(b64(shipped.data), model="mine"), get_event(b64(shipped.data))):  # named; by size
+        status, body = call(both, event)
+        assert status == 200 and body["model"] == {"name": "mine", "sha256": config["sha256"]}
 
     report = tmp_path / "eval.json"
     evaluated = run_cli("eval", "--data", str(folder), "--model-dir", str(export), "--json", str(report))

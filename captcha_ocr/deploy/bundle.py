@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import ast
 import glob
+import io
+import json
 import os
 import re
 import shutil
@@ -27,6 +29,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
+from captcha_ocr.config import CONFIG_FILE, parse_config
 from captcha_ocr.deploy import REPO
 from captcha_ocr.errors import UserError
 from captcha_ocr.registry import MODELS_FOLDER, check_name, copy_model, default_models_dir, model_folders
@@ -213,6 +216,14 @@ def check_needed_libraries(root: Path) -> list[str]:
                 if _VENDORED_NAME.search(name) and name not in vendored:
                     problems.append(f"{path.relative_to(root)} needs {name}, which was pruned or never bundled")
     return problems
+
+
+def bundled_models(archive: bytes) -> list[str]:
+    """The names of the models a bundle serves, the default first (from its config.json files)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
+        configs = [name for name in bundle.namelist()
+                   if name == CONFIG_FILE or re.fullmatch(rf"{MODELS_FOLDER}/[^/]+/{CONFIG_FILE}", name)]
+        return [parse_config(json.loads(bundle.read(name))).name for name in sorted(configs, key=len)]
 
 
 def write_zip(source: Path, archive: Path) -> None:
