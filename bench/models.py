@@ -52,7 +52,7 @@ def measure(bundle_dir: Path, python: str, count: int, repeats: int, sample, wor
         "models": count,
         "cold_start_s": statistics.median(run.cold_start_s for run in runs),
         "idle_mb": statistics.median(run.idle_mb for run in runs),
-        "first_request_ms": statistics.median(run.seconds * 1000 for run in runs),
+        "first_request_ms": round(statistics.median(run.seconds * 1000 for run in runs), 2),
         "worst_peak_mb": max(run.peak_mb for run in worst),
     }
 
