@@ -70,14 +70,19 @@ def test_sample_is_recognised(page):
     screenshot(page, "demo-laptop.png")
 
 
-def test_uploaded_image_is_recognised(page, fresh_captchas, tmp_path):
-    sample = fresh_captchas[5]
-    image = tmp_path / "upload.png"
-    image.write_bytes(sample.data)
+def upload(page, data: bytes, folder: Path) -> str:
+    """Choose the image in the file input; the text the page shows once the reply lands."""
+    image = folder / "upload.png"
+    image.write_bytes(data)
     page.set_input_files("#file", str(image))
     result = page.locator("#upload-result [data-testid=text]")
     result.wait_for(timeout=20_000)
-    assert result.inner_text() == sample.text
+    return result.inner_text()
+
+
+def test_uploaded_image_is_recognised(page, fresh_captchas, tmp_path):
+    sample = fresh_captchas[5]
+    assert upload(page, sample.data, tmp_path) == sample.text
     assert page.locator("#upload-preview img").is_visible()
 
 
@@ -152,12 +157,7 @@ def test_the_model_picker_reads_with_the_model_picked(browser, two_models_url, f
     picker.select_option("upper")
     assert '--data-urlencode "model=upper"' in page.locator("#curl").inner_text()
     sample = fresh_captchas[6]
-    image = tmp_path / "upload.png"
-    image.write_bytes(sample.data)
-    page.set_input_files("#file", str(image))
-    result = page.locator("#upload-result [data-testid=text]")
-    result.wait_for(timeout=20_000)
-    assert result.inner_text() == sample.text.upper()
+    assert upload(page, sample.data, tmp_path) == sample.text.upper()
     assert page.locator("#upload-result [data-testid=confidence]").inner_text().endswith("model upper")
     screenshot(page, "demo-model-picker.png")
     context.close()

@@ -116,5 +116,6 @@ def export_run(settings: TrainSettings, model: keras.Model, train_set: Dataset, 
         metrics={"training": json.loads((run / "state.json").read_text())},
     )
     exported = export(model, config, run / "export", train_set.images[:500], validation)
-    print(f"\nexported to {run / 'export'}: serve it with CAPTCHA_OCR_MODEL_DIR={run / 'export'}")
+    print(f"\nexported to {run / 'export'}: serve it beside the others with `captcha-ocr models add "
+          f"{run / 'export'} --name NAME`, or alone with CAPTCHA_OCR_MODEL_DIR={run / 'export'}")
     return exported
