@@ -109,7 +109,7 @@ def test_logits(run: Path, test: Path):
 
     settings = TrainSettings.load(run)
     model = keras.models.load_model(run / "checkpoints" / "best.keras")
-    tested, _ = load_folder(test, settings.height, settings.width, case_fold=settings.case_fold)
+    tested, _ = load_folder(test, settings.height, settings.width, case_fold=settings.case_fold, gray=settings.gray)
     return settings, model, tested.texts, model.predict(tested.images, batch_size=256, verbose=0)
 
 

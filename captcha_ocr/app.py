@@ -220,7 +220,7 @@ class App:
     def _recognize_one(self, data: bytes, named: Model | None) -> dict[str, Any]:
         model = named or self._model_for_size(data)
         config = model.config
-        prepared = preprocess(data, config.height, config.width, self.limits)
+        prepared = preprocess(data, config.height, config.width, self.limits, config.gray)
         add_log_fields(replace=False, imageSize="{}x{}".format(*prepared.source_size),
                        imageFormat=prepared.source_format, model=model.name)  # the first image's, for a batch
         result = model.recognizer.recognize(prepared.tensor)

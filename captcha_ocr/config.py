@@ -16,6 +16,10 @@ from captcha_ocr.errors import UserError
 
 CONFIG_FILE = "config.json"
 SCHEMA_VERSION = 1
+# how a colour image becomes the model's one gray channel (imaging._gray): ITU-R 601 luminance; the
+# darkest of R, G and B (any saturated ink turns dark, so pale yellow or green text stays visible);
+# or the one channel with the widest spread in each image
+GRAY_MODES = ("luminance", "darkest", "max_contrast")
 
 
 class ConfigError(UserError, ValueError):
@@ -49,6 +53,7 @@ class ModelConfig:
     lengths: tuple[int, ...]
     height: int
     width: int
+    gray: str = GRAY_MODES[0]
     model_file: str = "model_quantized.tflite"
     sha256: str = ""
     decoding: str = "ctc_greedy"
@@ -78,7 +83,8 @@ class ModelConfig:
             "sha256": data.pop("sha256"),
             "charset": data.pop("charset"),
             "lengths": data.pop("lengths"),
-            "input": {"height": data.pop("height"), "width": data.pop("width"), "channels": 1},
+            "input": {"height": data.pop("height"), "width": data.pop("width"), "channels": 1,
+                      "gray": data.pop("gray")},
             **({"source_sizes": sizes} if sizes else {}),
             "decoding": {"type": data.pop("decoding"), "blank_index": self.blank_index},
             **data,
@@ -121,6 +127,9 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
     height, width = _require(size, "height", int), _require(size, "width", int)
     if size.get("channels", 1) != 1 or height <= 0 or width <= 0:
         raise ConfigError("config.json: 'input' must be a positive height/width with 1 channel")
+    gray = size.get("gray", GRAY_MODES[0])
+    if gray not in GRAY_MODES:
+        raise ConfigError(f"config.json: input.gray must be one of {', '.join(GRAY_MODES)}")
     decoding = _require(data, "decoding", dict)
     if decoding.get("type") != "ctc_greedy":
         raise ConfigError("config.json: only decoding.type 'ctc_greedy' is supported")
@@ -136,6 +145,7 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
         lengths=tuple(sorted(lengths)),
         height=height,
         width=width,
+        gray=gray,
         model_file=_require(data, "model_file", str),
         sha256=data.get("sha256", ""),
         source_sizes=tuple(sorted({(w, h) for w, h in sizes})),

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from captcha_ocr.budget import check_size, screen
-from captcha_ocr.config import Limits
+from captcha_ocr.config import GRAY_MODES, Limits
 from captcha_ocr.errors import ImageTooLarge, UnsupportedImage
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
@@ -74,14 +74,22 @@ def _shrink(image: Image.Image, frame_width: int, frame_height: int) -> Image.Im
     return image.reduce(factors)
 
 
-def _luminance(image: Image.Image) -> Image.Image:
-    """Any mode -> float luminance ('F'), with transparency composited onto white."""
+def _gray(image: Image.Image, gray: str = GRAY_MODES[0]) -> Image.Image:
+    """Any mode -> one float channel ('F'), transparency composited onto white; `gray` says which
+    (config.GRAY_MODES). A gray source reads the same in every mode."""
     if image.mode in _HIGH_BIT_DEPTH_MODES:
         return image.convert("I").convert("F") if image.mode.startswith("I;16") else image.convert("F")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba)
-    return image.convert("RGB").convert("F")
+    rgb = image.convert("RGB")
+    if gray == "luminance":
+        return rgb.convert("F")
+    channels = np.asarray(rgb, dtype=np.float32)
+    if gray == "darkest":
+        return Image.fromarray(channels.min(axis=2), "F")
+    spread = channels.max(axis=(0, 1)) - channels.min(axis=(0, 1))
+    return Image.fromarray(np.ascontiguousarray(channels[:, :, int(spread.argmax())]), "F")
 
 
 def _stored_frame(height: int, width: int, orientation: int) -> tuple[int, int]:
@@ -89,14 +97,15 @@ def _stored_frame(height: int, width: int, orientation: int) -> tuple[int, int]:
     return (height, width) if orientation >= 5 else (width, height)
 
 
-def _image_to_tensor(image: Image.Image, height: int, width: int, orientation: int = 1) -> np.ndarray:
-    """Luminance, resize, turn upright, then stretch to [0, 1] so text colour and contrast stop mattering.
+def _image_to_tensor(image: Image.Image, height: int, width: int, orientation: int = 1,
+                     gray: str = GRAY_MODES[0]) -> np.ndarray:
+    """Gray, resize, turn upright, then stretch to [0, 1] so text colour and contrast stop mattering.
 
     An image stored on its side (orientation 5-8) is resized to the swapped size and turned after,
     so turning it costs nothing.
     """
     frame = _stored_frame(height, width, orientation)
-    resized = _luminance(_shrink(image, *frame)).resize(frame, Image.Resampling.BILINEAR)
+    resized = _gray(_shrink(image, *frame), gray).resize(frame, Image.Resampling.BILINEAR)
     if orientation in _UPRIGHT:
         resized = resized.transpose(_UPRIGHT[orientation])
     pixels = np.asarray(resized, dtype=np.float32)
@@ -112,13 +121,15 @@ class PreparedImage(NamedTuple):
     source_format: str
 
 
-def preprocess(data: bytes, height: int, width: int, limits: Limits = DEFAULT_LIMITS) -> PreparedImage:
-    """Encoded image bytes -> the model input tensor, plus what logs may say about the source."""
+def preprocess(data: bytes, height: int, width: int, limits: Limits = DEFAULT_LIMITS,
+               gray: str = GRAY_MODES[0]) -> PreparedImage:
+    """Encoded image bytes -> the model input tensor (`gray`: config.GRAY_MODES), plus what logs
+    may say about the source."""
     image, orientation = open_image(data, limits)
     source_size, source_format = image.size, image.format or ""
     image = _decode(image, *_stored_frame(height, width, orientation))
     try:
-        tensor = _image_to_tensor(image, height, width, orientation)
+        tensor = _image_to_tensor(image, height, width, orientation, gray)
     except Exception as exc:  # exotic modes PIL can open but not convert
         raise UnsupportedImage(f"{source_format} images in mode {image.mode} are not supported") from exc
     return PreparedImage(tensor, source_size, source_format)

@@ -49,7 +49,7 @@ def model_reader(model: Model) -> Reader:
 
     def read(data: bytes) -> tuple[str, float]:
         try:
-            tensor = preprocess(data, config.height, config.width, config.limits).tensor
+            tensor = preprocess(data, config.height, config.width, config.limits, config.gray).tensor
         except ApiError:
             return "", 0.0
         result = model.recognizer.recognize(tensor)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 
@@ -27,6 +28,10 @@ def test_config_round_trips(tmp_path):
     config = load_config(MODEL_DIR)
     config.save(tmp_path)
     assert load_config(tmp_path) == config
+    assert config.gray == "luminance" and config.source_sizes == ()  # what a config without them means
+    other = dataclasses.replace(config, gray="darkest", source_sizes=((118, 51), (200, 50)))
+    other.save(tmp_path)
+    assert load_config(tmp_path) == other
 
 
 @pytest.mark.parametrize(
@@ -38,6 +43,9 @@ def test_config_round_trips(tmp_path):
         (lambda c: c["input"].update(height="32"), "'height' must be int"),
         (lambda c: c.update(decoding={"type": "beam"}), "ctc_greedy"),
         (lambda c: c["decoding"].update(blank_index=0), "blank_index"),
+        (lambda c: c["input"].update(gray="sepia"), "input.gray must be one of luminance, darkest"),
+        (lambda c: c.update(source_sizes=[[118]]), "source_sizes"),
+        (lambda c: c.update(source_sizes=[[118, True]]), "source_sizes"),
     ],
 )
 def test_invalid_configs_name_the_problem(change, message):

@@ -102,3 +102,35 @@ def test_truncated_images_are_unsupported(format):
 def test_unsupported_format_is_refused():
     with pytest.raises(UnsupportedImage):
         preprocess(encode(text_image(), "TIFF"), H, W)
+
+
+def yellow_text_with_a_dark_line() -> bytes:
+    """Pale yellow strokes on white, with one thin black line: luminance leaves the text at 0.9 of
+    white, stretched against the line; the darkest channel turns the strokes as dark as the line."""
+    image = Image.new("RGB", (96, 32), "white")
+    for x in range(10, 86, 12):
+        image.paste((250, 240, 60), (x, 8, x + 6, 24))
+    image.paste((0, 0, 0), (0, 30, 96, 31))
+    return encode(image)
+
+
+@pytest.mark.parametrize("gray", ["luminance", "darkest", "max_contrast"])
+def test_a_gray_source_reads_the_same_in_every_gray_mode(gray):
+    pixels = np.random.default_rng(3).integers(0, 256, (40, 120), dtype=np.uint8)
+    source = encode(Image.fromarray(pixels, "L").convert("RGB"))
+    assert np.array_equal(preprocess(source, 32, 96, gray=gray).tensor, preprocess(source, 32, 96).tensor)
+
+
+def test_darkest_keeps_pale_coloured_text_visible():
+    data = yellow_text_with_a_dark_line()
+    stroke = (slice(10, 22), slice(12, 14))  # inside the first stroke, away from its blurred edges
+    luminance = preprocess(data, 32, 96).tensor[stroke].mean()
+    darkest = preprocess(data, 32, 96, gray="darkest").tensor[stroke].mean()
+    assert luminance > 0.8 and darkest < 0.3
+
+
+def test_max_contrast_reads_the_channel_of_widest_spread():
+    image = Image.new("RGB", (96, 32), (200, 255, 120))
+    image.paste((200, 255, 0), (20, 8, 70, 24))  # differs in blue alone
+    tensor = preprocess(encode(image), 32, 96, gray="max_contrast").tensor
+    assert tensor[16, 40, 0] < 0.05 and tensor[2, 2, 0] > 0.95

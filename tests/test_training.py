@@ -176,3 +176,23 @@ def test_a_perfect_score_stops_a_run_only_on_enough_held_out_images(tmp_path, mo
     checkpointer.set_model(model)
     checkpointer.on_epoch_end(0, {"loss": 1.0})
     assert model.stop_training is stops
+
+
+def test_a_time_limited_fit_spends_its_learning_rate_by_the_time_or_the_epochs_left():
+    from types import SimpleNamespace
+
+    from captcha_ocr.training.train import FINAL_SHARE, WARMUP_SHARE, BudgetCosine
+
+    state = {"epoch": 10, "elapsed_s": 40.0}  # a fit starting at epoch 10, 40 s into the run
+    schedule = BudgetCosine(0.01, state, last_epoch=210, time_limit_s=140.0)
+    optimizer = SimpleNamespace(learning_rate=None)
+    schedule.set_model(SimpleNamespace(optimizer=optimizer))
+    rates = []
+    for epoch, elapsed in [(10, 40.0), (11, 90.0), (12, 140.0)]:  # half the time gone, then all of it
+        state["elapsed_s"] = elapsed
+        schedule.on_epoch_begin(epoch)
+        rates.append(optimizer.learning_rate)
+    assert rates == pytest.approx([0.01 * WARMUP_SHARE, 0.005, 0.01 * FINAL_SHARE])
+    state["elapsed_s"] = 41.0  # hardly any time used, but three quarters of the epochs
+    schedule.on_epoch_begin(160)
+    assert optimizer.learning_rate == pytest.approx(0.01 * 0.5 * (1 + np.cos(0.75 * np.pi)))

@@ -25,7 +25,7 @@ def test_only_what_was_given_overrides():
 
 def test_folder_runs_get_folder_defaults_under_what_was_given(tmp_path):
     run, resumed = settings.settings_for_run(tmp_path / "run", {"data_dir": "d", "epochs": 7}, resume=False)
-    assert not resumed and run.epochs == 7 and run.batch_size == 32 and run.init == "synthetic"
+    assert not resumed and run.epochs == 7 and run.batch_size == 8 and run.init == "synthetic"
     synthetic, _ = settings.settings_for_run(tmp_path / "run2", {}, resume=False)
     assert synthetic.epochs == 10 and synthetic.init == "random"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from captcha_ocr.config import GRAY_MODES
 from captcha_ocr.imaging import preprocess
 from captcha_ocr.labelled import IMAGE_SUFFIXES, DatasetError, FolderReport, list_labelled_files
 from captcha_ocr.synthetic import derive_seed, synthetic_captcha
@@ -44,14 +45,15 @@ class Dataset:
 
 
 def _synthetic_chunk(
-    chunk: int, *, purpose: str, seed: int, charset: str, lengths: tuple[int, ...], height: int, width: int, count: int
+    chunk: int, *, purpose: str, seed: int, charset: str, lengths: tuple[int, ...], height: int, width: int, count: int,
+    gray: str,
 ) -> tuple[np.ndarray, list[str]]:
     start = chunk * CHUNK
     images = np.empty((min(CHUNK, count - start), height, width, 1), dtype=np.float32)
     texts = []
     for offset in range(len(images)):
         text, png = synthetic_captcha(derive_seed(purpose, seed, start + offset), charset, lengths)
-        images[offset] = preprocess(png, height, width).tensor
+        images[offset] = preprocess(png, height, width, gray=gray).tensor
         texts.append(text)
     return images, texts
 
@@ -67,18 +69,19 @@ def synthetic_dataset(
     width: int,
     workers: int | None = None,
     cache_dir: Path | None = None,
+    gray: str = GRAY_MODES[0],
 ) -> Dataset:
     """`count` captchas; sample i depends only on (purpose, seed, i), so any worker count gives the same set."""
     cache = None
     if cache_dir is not None:
-        key = derive_seed(purpose, seed, count, charset, lengths, height, width, "v1")
+        key = derive_seed(purpose, seed, count, charset, lengths, height, width, "v1", gray)
         cache = Path(cache_dir) / f"{purpose}-{count}-{key:016x}.npz"
         if cache.is_file():
             stored = np.load(cache)
             return Dataset(stored["images"], [str(t) for t in stored["texts"]])
     job = partial(
         _synthetic_chunk, purpose=purpose, seed=seed, charset=charset, lengths=lengths,
-        height=height, width=width, count=count,
+        height=height, width=width, count=count, gray=gray,
     )
     chunks = range((count + CHUNK - 1) // CHUNK)
     workers = workers or os.cpu_count() or 1
@@ -92,14 +95,15 @@ def synthetic_dataset(
 
 
 def load_folder(
-    directory: Path, height: int, width: int, charset: str | None = None, case_fold: bool = False
+    directory: Path, height: int, width: int, charset: str | None = None, case_fold: bool = False,
+    gray: str = GRAY_MODES[0],
 ) -> tuple[Dataset, FolderReport]:
     """Every labelled image through `preprocess`; unreadable files are reported, never fatal."""
     items, report = list_labelled_files(directory, case_fold)
     images, texts, sizes = [], [], []
     for path, label in items:
         try:
-            prepared = preprocess(path.read_bytes(), height, width)
+            prepared = preprocess(path.read_bytes(), height, width, gray=gray)
         except Exception:  # whatever a file holds, a run must not crash on it
             report.unreadable.append(path.name)
             continue
@@ -114,7 +118,8 @@ def load_folder(
     return Dataset(np.stack(images) if images else empty, texts, sizes), report
 
 
-def load_unlabelled(directory: Path, height: int, width: int, skip: set[bytes] = frozenset()) -> Dataset:
+def load_unlabelled(directory: Path, height: int, width: int, skip: set[bytes] = frozenset(),
+                    gray: str = GRAY_MODES[0]) -> Dataset:
     """Every image file under `directory` (labels, if any, are ignored) whose content digest is not
     in `skip`, so a folder partly labelled can be its own unlabelled set; unreadable files are left out."""
     directory = Path(directory)
@@ -126,7 +131,7 @@ def load_unlabelled(directory: Path, height: int, width: int, skip: set[bytes] =
         if content_digest(data) in skip:
             continue
         try:
-            prepared = preprocess(data, height, width)
+            prepared = preprocess(data, height, width, gray=gray)
         except Exception:  # whatever a file holds, a run must not crash on it
             continue
         images.append(prepared.tensor)

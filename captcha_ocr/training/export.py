@@ -112,7 +112,8 @@ def export_run(settings: TrainSettings, model: keras.Model, train_set: Dataset, 
     run = settings.run_dir
     config = ModelConfig(
         name=name or run.name, charset=settings.charset, lengths=settings.lengths,
-        height=settings.height, width=settings.width, source_sizes=common_sizes(train_set.source_sizes),
+        height=settings.height, width=settings.width, gray=settings.gray,
+        source_sizes=common_sizes(train_set.source_sizes),
         metrics={"training": json.loads((run / "state.json").read_text())},
     )
     exported = export(model, config, run / "export", train_set.images[:500], validation)

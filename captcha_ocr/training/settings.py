@@ -12,10 +12,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from captcha_ocr.config import GRAY_MODES
+
 DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
-# a user's labelled folder: a smaller-batch run from the synthetic backbone that returns its best
-# model within 5 minutes (README: "Training on your own captchas"; --time-limit raises it)
-FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 32, "patience": 50, "init": "synthetic", "time_limit": 5.0}
+# a user's labelled folder: a small-batch run from the synthetic backbone that returns its best
+# model within 5 minutes (README: "Training on your own captchas"; --time-limit raises it). Batches
+# of 8 leave CTC's plateau in a few epochs where batches of 32 took 70 (BENCHMARKS.md, ablations).
+FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 8, "patience": 50, "init": "synthetic", "time_limit": 5.0}
 # what --resume may change
 RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit", "unlabelled_dir")
 
@@ -56,6 +59,10 @@ class TrainSettings:
         "--length", "captcha length(s) (default: 4)", type=int, nargs="+"))
     height: int = field(default=32, metadata=flag("--height", "model input height (multiple of 16; default 32)",
                                                   type=int))
+    gray: str = field(default=GRAY_MODES[0], metadata=flag(
+        "--gray", "how colour becomes the model's gray input: luminance (default), darkest (the darkest of R, G, B: "
+        "pale coloured text stays visible) or max_contrast (each image's channel of widest spread)",
+        choices=GRAY_MODES))
     width: int = field(default=96, metadata=flag(
         "--width", "model input width (multiple of 4; default 96, or from the images' aspect ratio with --data)",
         type=int))
@@ -65,7 +72,7 @@ class TrainSettings:
         "--val-size", "held-out images scored every epoch (default 2000)", type=int))
     epochs: int = field(default=10, metadata=flag("--epochs", "maximum epochs (default 10; 200 with --data)",
                                                   type=int))
-    batch_size: int = field(default=64, metadata=flag("--batch-size", "default 64 (32 with --data)", type=int))
+    batch_size: int = field(default=64, metadata=flag("--batch-size", "default 64 (8 with --data)", type=int))
     learning_rate: float = field(default=2e-3, metadata=flag(
         "--learning-rate", "peak learning rate (default 0.002)", type=float))
     target_accuracy: float = field(default=1.0, metadata=flag(

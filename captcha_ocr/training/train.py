@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import signal
 import time
@@ -45,6 +46,8 @@ from captcha_ocr.training.settings import TrainSettings  # noqa: E402
 MIN_VALIDATION_TO_STOP_AT_TARGET = 200
 SUPERVISED_SHARE = 0.5  # of the time limit, for the labelled phase when unlabelled images follow
 SELF_TRAINING_ROUNDS = 2
+WARMUP_SHARE = 0.3  # of the peak learning rate, for a time-limited fit's first epoch
+FINAL_SHARE = 0.02  # of the peak, the least a time-limited fit's learning rate falls to
 
 
 @keras.saving.register_keras_serializable(package="captcha_ocr")
@@ -56,6 +59,34 @@ def ctc_loss(y_true, y_pred):
     batch, frames = ops.shape(y_pred)[0], ops.shape(y_pred)[1]
     logit_length = ops.full((batch,), frames, dtype="int32")
     return ops.ctc_loss(labels, y_pred, label_length, logit_length, mask_index=blank)
+
+
+class BudgetCosine(keras.callbacks.Callback):
+    """The learning rate of a time-limited fit, set at each epoch's start: a gentler first epoch,
+    then a cosine from the peak down to FINAL_SHARE of it over whichever runs out first, the epochs
+    or the time. A schedule over the epoch cap alone would still be near its peak when the time
+    limit stops a run, and the last epochs at a low rate are where the model settles (README
+    "Training on your own captchas")."""
+
+    def __init__(self, peak: float, state: dict, last_epoch: int, time_limit_s: float) -> None:
+        super().__init__()
+        self.peak = peak
+        self.state = state
+        self.first_epoch, self.last_epoch = state["epoch"], last_epoch
+        self.time_from, self.time_limit_s = state.get("elapsed_s", 0.0), time_limit_s
+
+    def progress(self, epoch: int) -> float:
+        """How far this fit is, 0 to 1, by epochs or by time (the elapsed time the Checkpointer keeps)."""
+        by_epochs = (epoch - self.first_epoch) / max(1, self.last_epoch - self.first_epoch)
+        by_time = (self.state.get("elapsed_s", 0.0) - self.time_from) / max(1e-9, self.time_limit_s - self.time_from)
+        return min(1.0, max(by_epochs, by_time))
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch == self.first_epoch:
+            rate = self.peak * WARMUP_SHARE
+        else:
+            rate = self.peak * max(FINAL_SHARE, 0.5 * (1 + math.cos(math.pi * self.progress(epoch))))
+        self.model.optimizer.learning_rate = rate
 
 
 def keras_accuracy(model: keras.Model, dataset: Dataset, charset: str) -> float:
@@ -166,13 +197,17 @@ def _save_atomically(model: keras.Model, path: Path) -> None:
 def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: int, epochs: int,
                     learning_rate: float | None = None) -> keras.Model:
     """What fit() trains: the model behind the augmentation layers (when augmenting), sharing its
-    weights, with Adam on a warm-up + cosine schedule over `epochs`. The augmentation is a part of
-    the graph, so any Keras backend runs it on the training device, and the model itself (what is
-    exported) never contains it."""
+    weights, with Adam on a warm-up + cosine schedule over `epochs` (time-limited runs: BudgetCosine,
+    which _fit adds, sets the rate per epoch instead). The augmentation is a part of the graph, so any
+    Keras backend runs it on the training device, and the model itself (what is exported) never
+    contains it."""
     image = keras.Input(model.input_shape[1:], name="image")
     view = augmentation(settings.seed)(image) if settings.augmenting else image
     trainer = keras.Model(image, model(view), name="trainer")
     peak = learning_rate or settings.learning_rate
+    if settings.time_limit:
+        trainer.compile(optimizer=keras.optimizers.Adam(peak * WARMUP_SHARE), loss=ctc_loss)
+        return trainer
     steps_per_epoch = (train_images + settings.batch_size - 1) // settings.batch_size
     total = steps_per_epoch * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -203,7 +238,8 @@ def infer_from_folder(settings: TrainSettings, charset: str | None, width: int |
     """Fill in what a user's folder decides: charset, label lengths and input width.
 
     Only images that actually decode count, so a corrupt file's name cannot add characters."""
-    readable, _ = load_folder(Path(settings.data_dir), settings.height, settings.width, charset, settings.case_fold)
+    readable, _ = load_folder(Path(settings.data_dir), settings.height, settings.width, charset, settings.case_fold,
+                              settings.gray)
     if not len(readable):
         raise DatasetError(f"no readable labelled images in {settings.data_dir}")
     settings.charset = charset or "".join(sorted(set("".join(readable.texts))))
@@ -213,7 +249,7 @@ def infer_from_folder(settings: TrainSettings, charset: str | None, width: int |
 
 def load_user_folder(settings: TrainSettings) -> tuple[Dataset, Dataset]:
     common = dict(height=settings.height, width=settings.width, charset=settings.charset,
-                  case_fold=settings.case_fold)
+                  case_fold=settings.case_fold, gray=settings.gray)
     dataset, report = load_folder(Path(settings.data_dir), **common)
     print(report.summary(Path(settings.data_dir)))
     if settings.val_dir:
@@ -234,14 +270,14 @@ def load_unlabelled_images(settings: TrainSettings) -> Dataset | None:
     if not settings.unlabelled_dir:
         return None
     skip = labelled_digests(Path(settings.data_dir), settings.val_dir and Path(settings.val_dir))
-    unlabelled = load_unlabelled(Path(settings.unlabelled_dir), settings.height, settings.width, skip)
+    unlabelled = load_unlabelled(Path(settings.unlabelled_dir), settings.height, settings.width, skip, settings.gray)
     print(f"{len(unlabelled)} unlabelled images in {settings.unlabelled_dir} for self-training")
     return unlabelled
 
 
 def load_synthetic(settings: TrainSettings) -> tuple[Dataset, Dataset]:
     common = dict(seed=settings.seed, charset=settings.charset, lengths=settings.lengths,
-                  height=settings.height, width=settings.width, workers=settings.workers or None,
+                  height=settings.height, width=settings.width, gray=settings.gray, workers=settings.workers or None,
                   cache_dir=Path(".cache") / "datasets")
     train = synthetic_dataset(settings.train_size, purpose="train", **common)
     validation = synthetic_dataset(settings.val_size, purpose="val", **common)
@@ -268,7 +304,8 @@ def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resu
                 if not used and labelled and state.get("stopped") == "time" and not _out_of_time(settings, state):
                     print("no unlabelled image could be used: training on the labelled ones goes on for the time "
                           "left", flush=True)
-                    _fit(settings, *labelled, train_set, validation, state, settings.epochs, settings.time_limit_s)
+                    _fit(settings, *labelled, train_set, validation, state, settings.epochs, settings.time_limit_s,
+                         settings.learning_rate)
     except KeyboardInterrupt:
         if "best_epoch" not in state:
             raise DatasetError("stopped before the first epoch ended: there is no model to export") from None
@@ -308,7 +345,8 @@ def _fit_labelled(settings: TrainSettings, train_set: Dataset, validation: Datas
         model = new_model(settings)
         trainer = compile_trainer(settings, model, len(train_set), settings.epochs)
     share = SUPERVISED_SHARE if has_unlabelled else 1.0
-    _fit(settings, trainer, model, train_set, validation, state, settings.epochs, settings.time_limit_s * share)
+    _fit(settings, trainer, model, train_set, validation, state, settings.epochs, settings.time_limit_s * share,
+         settings.learning_rate)
     _say_if_still_improving(settings, state)
     state["phase"] = "self-training" if has_unlabelled else "done"
     save_state(settings, state)
@@ -347,7 +385,8 @@ def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset,
         combined = Dataset(np.concatenate([train_set.images, extra.images]), train_set.texts + extra.texts)
         epochs = _round_epochs(settings, state, len(combined) / len(train_set), SELF_TRAINING_ROUNDS - len(rounds) + 1)
         trainer = compile_trainer(settings, best, len(combined), epochs, settings.learning_rate / 2)
-        _fit(settings, trainer, best, combined, validation, state, state["epoch"] + epochs, settings.time_limit_s)
+        _fit(settings, trainer, best, combined, validation, state, state["epoch"] + epochs, settings.time_limit_s,
+             settings.learning_rate / 2)
         used = True
     state["phase"] = "done"
     save_state(settings, state)
@@ -372,11 +411,14 @@ def _out_of_time(settings: TrainSettings, state: dict) -> bool:
 
 
 def _fit(settings: TrainSettings, trainer: keras.Model, model: keras.Model, train_set: Dataset, validation: Dataset,
-         state: dict, last_epoch: int, time_limit_s: float) -> None:
+         state: dict, last_epoch: int, time_limit_s: float, peak_learning_rate: float) -> None:
     labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
-    checkpointer = Checkpointer(settings, model, validation, state, last_epoch, time_limit_s)
+    callbacks: list[keras.callbacks.Callback] = [Checkpointer(settings, model, validation, state, last_epoch,
+                                                              time_limit_s)]
+    if time_limit_s:
+        callbacks.insert(0, BudgetCosine(peak_learning_rate, state, last_epoch, time_limit_s))
     trainer.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=last_epoch,
-                initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=[checkpointer])
+                initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=callbacks)
 
 
 def describe_device() -> str:
