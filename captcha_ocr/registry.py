@@ -56,8 +56,8 @@ class Model:
     def describe(self) -> dict[str, Any]:
         """What /health says of it."""
         config = self.config
-        return {**self.summary(), "file": config.model_file, "charset": config.charset,
-                "lengths": list(config.lengths), "input": {"height": config.height, "width": config.width},
+        return {**self.summary(), "file": config.model_file, "charset": config.charset, "lengths": list(config.lengths),
+                "input": {"height": config.height, "width": config.width, "gray": config.gray},
                 "sourceSizes": [list(size) for size in config.source_sizes]}
 
 

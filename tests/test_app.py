@@ -74,7 +74,7 @@ def test_health(app):
     assert status == 200 and body["ok"] is True
     config = app.models.default.config
     assert body["model"]["sha256"] == config.sha256 and body["model"]["charset"] == config.charset
-    assert body["model"]["input"] == {"height": config.height, "width": config.width}
+    assert body["model"]["input"] == {"height": config.height, "width": config.width, "gray": config.gray}
     assert body["models"] == [body["model"]]  # the shipped model alone
     assert body["runtime"]["package"] in ("tflite-runtime", "ai-edge-litert") and body["runtime"]["version"]
 
