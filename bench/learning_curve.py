@@ -129,6 +129,7 @@ def score(run: Path, test: Path) -> dict:
         "best_epoch": state["best_epoch"], "train_s": round(state["elapsed_s"], 1),
         "input": f"{settings.height}x{settings.width}", "parameters": model.count_params(),
         "pseudo_labelled": max((r["pseudo_labelled"] for r in state.get("self_training", [])), default=0),
+        "restarts": len(state.get("restarts", [])),
     }
 
 

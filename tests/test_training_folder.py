@@ -128,6 +128,24 @@ def test_unlabelled_images_train_a_self_training_round_that_never_lowers_the_bes
     assert (run / "export" / "config.json").is_file()
 
 
+@pytest.mark.slow
+def test_a_fresh_start_stuck_on_the_plateau_starts_again_and_the_run_still_exports(folder, tmp_path):
+    """Restarts off CTC's plateau, with the plateau's test made to fire after one epoch: a 1-epoch
+    model reads no held-out image, so each fresh start gives way to the next, then the last one
+    trains on to the epoch cap within the time limit."""
+    program = ("import sys\nfrom captcha_ocr.training import train\ntrain.PLATEAU_STEPS = 1\n"
+               "from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-c", program, "train", "--data", str(folder), "--out", str(run),
+                             "--epochs", "6", "--seed", "3"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    state = json.loads((run / "state.json").read_text())
+    assert state["restarts"] == [1, 2, 3] and state["epoch"] == 6  # three 1-epoch starts, then 3 epochs
+    assert result.stdout.count("starting again from the backbone") == 3
+    assert "starting again from the backbone (seed 6)" in result.stdout
+    assert (run / "export" / "config.json").is_file()
+
+
 def test_unlabelled_images_need_labelled_ones_first(tmp_path):
     result = run_cli("train", "--unlabelled", str(tmp_path), "--out", str(tmp_path / "run"))
     assert result.returncode != 0 and "--unlabelled needs --data" in result.stderr

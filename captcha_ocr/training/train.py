@@ -48,6 +48,12 @@ SUPERVISED_SHARE = 0.5  # of the time limit, for the labelled phase when unlabel
 SELF_TRAINING_ROUNDS = 2
 WARMUP_SHARE = 0.3  # of the peak learning rate, for a time-limited fit's first epoch
 FINAL_SHARE = 0.02  # of the peak, the least a time-limited fit's learning rate falls to
+# A fresh model that reads no held-out image after this many steps is taken to be stuck on CTC's
+# plateau (on tjsp_captchas, characters emitted at fixed frames by the image borders, where no
+# glyph can be told apart) and starts again from the backbone with the next seed; runs that left
+# the plateau did so within 700 steps (BENCHMARKS.md, ablations).
+PLATEAU_STEPS = 1000
+MAX_RESTARTS = 3
 
 
 @keras.saving.register_keras_serializable(package="captcha_ocr")
@@ -68,9 +74,10 @@ class BudgetCosine(keras.callbacks.Callback):
     limit stops a run, and the last epochs at a low rate are where the model settles (README
     "Training on your own captchas")."""
 
-    def __init__(self, peak: float, state: dict, last_epoch: int, time_limit_s: float) -> None:
+    def __init__(self, peak: float, state: dict, last_epoch: int, time_limit_s: float, warmup: bool = True) -> None:
         super().__init__()
         self.peak = peak
+        self.warmup = warmup
         self.state = state
         self.first_epoch, self.last_epoch = state["epoch"], last_epoch
         self.time_from, self.time_limit_s = state.get("elapsed_s", 0.0), time_limit_s
@@ -82,7 +89,7 @@ class BudgetCosine(keras.callbacks.Callback):
         return min(1.0, max(by_epochs, by_time))
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if epoch == self.first_epoch:
+        if epoch == self.first_epoch and self.warmup:
             rate = self.peak * WARMUP_SHARE
         else:
             rate = self.peak * max(FINAL_SHARE, 0.5 * (1 + math.cos(math.pi * self.progress(epoch))))
@@ -236,7 +243,9 @@ def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: i
     return trainer
 
 
-def new_model(settings: TrainSettings) -> keras.Model:
+def new_model(settings: TrainSettings, attempt: int = 0) -> keras.Model:
+    """A fresh model (the synthetic backbone, when asked) whose new weights come from seed + attempt."""
+    keras.utils.set_random_seed(settings.seed + attempt)
     model = build_model(settings.height, settings.width, len(settings.charset) + 1)
     if settings.init == "synthetic":
         from captcha_ocr.training.pretrained import transfer_backbone
@@ -356,17 +365,39 @@ def _fit_labelled(settings: TrainSettings, train_set: Dataset, validation: Datas
         return None
     if resume and state["epoch"]:
         trainer = keras.models.load_model(settings.run_dir / "checkpoints" / "last.keras")
-        model = trainer.get_layer("captcha_ctc")
+        model, fresh = trainer.get_layer("captcha_ctc"), False
     else:
-        model = new_model(settings)
-        trainer = compile_trainer(settings, model, len(train_set), settings.epochs)
+        trainer, model, fresh = _start_off_the_plateau(settings, train_set, validation, state, has_unlabelled)
     share = SUPERVISED_SHARE if has_unlabelled else 1.0
     _fit(settings, trainer, model, train_set, validation, state, settings.epochs, settings.time_limit_s * share,
-         settings.learning_rate)
+         settings.learning_rate, warmup=fresh)
     _say_if_still_improving(settings, state)
     state["phase"] = "self-training" if has_unlabelled else "done"
     save_state(settings, state)
     return trainer, model
+
+
+def _start_off_the_plateau(settings: TrainSettings, train_set: Dataset, validation: Dataset, state: dict,
+                           has_unlabelled: bool) -> tuple[keras.Model, keras.Model, bool]:
+    """A model and its trainer to train on, and whether it is untrained. Under a time limit, each of
+    up to MAX_RESTARTS fresh starts that reads no held-out image within PLATEAU_STEPS steps gives
+    way to the next (its epochs and time count against the run's)."""
+    steps_per_epoch = -(-len(train_set) // settings.batch_size)
+    probe_epochs = -(-PLATEAU_STEPS // steps_per_epoch)
+    time_limit_s = settings.time_limit_s * (SUPERVISED_SHARE if has_unlabelled else 1.0)
+    for attempt in range(MAX_RESTARTS + 1):
+        model = new_model(settings, attempt)
+        trainer = compile_trainer(settings, model, len(train_set), settings.epochs)
+        if not settings.time_limit or attempt == MAX_RESTARTS or state["epoch"] + probe_epochs >= settings.epochs:
+            return trainer, model, True
+        _fit(settings, trainer, model, train_set, validation, state, settings.epochs, time_limit_s,
+             settings.learning_rate, until_epoch=state["epoch"] + probe_epochs)
+        if state.get("best_accuracy", 0) > 0 or state.get("stopped") or state["elapsed_s"] >= time_limit_s:
+            break
+        print(f"no held-out image read after {probe_epochs * steps_per_epoch} steps: still on CTC's plateau, "
+              f"starting again from the backbone (seed {settings.seed + attempt + 1})", flush=True)
+        state.setdefault("restarts", []).append(state["epoch"])
+    return trainer, model, False
 
 
 def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset, unlabelled: Dataset,
@@ -427,13 +458,16 @@ def _out_of_time(settings: TrainSettings, state: dict) -> bool:
 
 
 def _fit(settings: TrainSettings, trainer: keras.Model, model: keras.Model, train_set: Dataset, validation: Dataset,
-         state: dict, last_epoch: int, time_limit_s: float, peak_learning_rate: float) -> None:
+         state: dict, last_epoch: int, time_limit_s: float, peak_learning_rate: float,
+         until_epoch: int | None = None, warmup: bool = True) -> None:
+    """Train to last_epoch (or stop at until_epoch: the schedule and checkpoints still plan for
+    last_epoch); `warmup`: a fresh model's gentler first epoch, not for one going on."""
     labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
     callbacks: list[keras.callbacks.Callback] = [Checkpointer(settings, model, validation, state, last_epoch,
                                                               time_limit_s)]
     if time_limit_s:
-        callbacks.insert(0, BudgetCosine(peak_learning_rate, state, last_epoch, time_limit_s))
-    trainer.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=last_epoch,
+        callbacks.insert(0, BudgetCosine(peak_learning_rate, state, last_epoch, time_limit_s, warmup))
+    trainer.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=until_epoch or last_epoch,
                 initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=callbacks)
 
 
