@@ -337,9 +337,10 @@ def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resu
         print(f"\nstopped: exporting the best model so far (epoch {state['best_epoch']}, held-out "
               f"accuracy {state['best_accuracy']:.4f}); continue with --resume", flush=True)
     if state.get("best_accuracy") == 0:
-        print("the model reads none of the held-out images yet: CTC training first learns to output nothing "
-              "(the loss stays flat), and leaves that plateau only after enough steps. Give it more labelled "
-              "images, or more time: --time-limit and --epochs, then --resume", flush=True)
+        print(f"the model reads none of the held-out images yet: CTC training sits on a plateau (the loss flat "
+              f"near where it started) until it learns which character is which, after "
+              f"{1 + len(state.get('restarts', []))} fresh start(s) here. Give it more labelled images, or more "
+              "time: --time-limit and --epochs, then --resume", flush=True)
     best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
     write_plots(settings, best, validation)
     return best
