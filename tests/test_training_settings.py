@@ -33,5 +33,5 @@ def test_folder_runs_get_folder_defaults_under_what_was_given(tmp_path):
 def test_a_resume_changes_only_what_a_resume_may(tmp_path):
     first, _ = settings.settings_for_run(tmp_path, {"data_dir": "d", "epochs": 7}, resume=False)
     first.save()
-    resumed, was_resumed = settings.settings_for_run(tmp_path, {"epochs": 30, "height": 48, "patience": 5}, True)
-    assert was_resumed and (resumed.epochs, resumed.patience, resumed.height) == (30, 5, 32)
+    resumed, was_resumed = settings.settings_for_run(tmp_path, {"epochs": 30, "height": 64, "patience": 5}, True)
+    assert was_resumed and (resumed.epochs, resumed.patience, resumed.height) == (30, 5, 48)

@@ -16,9 +16,11 @@ from captcha_ocr.config import GRAY_MODES
 
 DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
 # a user's labelled folder: a small-batch run from the synthetic backbone that returns its best
-# model within 5 minutes (README: "Training on your own captchas"; --time-limit raises it). Batches
-# of 8 leave CTC's plateau in a few epochs where batches of 32 took 70 (BENCHMARKS.md, ablations).
-FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 8, "patience": 50, "init": "synthetic", "time_limit": 5.0}
+# model within 5 minutes (README: "Training on your own captchas"; --time-limit raises it). From the
+# ablations in BENCHMARKS.md: a 48-pixel input height (real captchas' letters are small: at 32 on
+# tjsp_captchas they were 9 pixels high), and batches of 8, which leave CTC's plateau sooner than 32.
+FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 8, "height": 48, "patience": 50, "init": "synthetic",
+                   "time_limit": 5.0}
 # what --resume may change
 RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit", "unlabelled_dir")
 
@@ -57,8 +59,8 @@ class TrainSettings:
         "o, i, l)"))
     lengths: tuple[int, ...] = field(default=(4,), metadata=flag(
         "--length", "captcha length(s) (default: 4)", type=int, nargs="+"))
-    height: int = field(default=32, metadata=flag("--height", "model input height (multiple of 16; default 32)",
-                                                  type=int))
+    height: int = field(default=32, metadata=flag(
+        "--height", "model input height (multiple of 16; default 48 with --data, else 32)", type=int))
     bag_loss: bool = field(default=False, metadata=flag(
         "--bag-loss", "add a bag-of-characters loss to CTC while training (no alignment needed)",
         action="store_const", const=True))
