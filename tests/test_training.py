@@ -197,18 +197,3 @@ def test_a_time_limited_fit_spends_its_learning_rate_by_the_time_or_the_epochs_l
     schedule.on_epoch_begin(160)
     assert optimizer.learning_rate == pytest.approx(0.01 * 0.5 * (1 + np.cos(0.75 * np.pi)))
 
-
-def test_the_bag_of_characters_loss_adds_nothing_when_right_and_much_when_a_character_is_missing():
-    from keras import ops
-
-    from captcha_ocr.training.train import ctc_bag_loss, ctc_loss
-
-    labels = np.array([[0, 1, 2, 4]], dtype="int32")  # "abc" in charset "abcd"; blank (4) pads
-    path = [0, 4, 1, 4, 2, 4]  # one frame per class: a, blank, b, blank, c, blank
-    right = np.full((1, 6, 5), -20.0, dtype="float32")
-    right[0, np.arange(6), path] = 20.0
-    wrong = right.copy()
-    wrong[0, 4] = -20.0
-    wrong[0, 4, 3] = 20.0  # "abd": c never appears, d does
-    extra = [float(ops.convert_to_numpy(ctc_bag_loss(labels, x) - ctc_loss(labels, x))[0]) for x in (right, wrong)]
-    assert extra[0] == pytest.approx(0.0, abs=1e-3) and extra[1] > 20

@@ -61,9 +61,6 @@ class TrainSettings:
         "--length", "captcha length(s) (default: 4)", type=int, nargs="+"))
     height: int = field(default=32, metadata=flag(
         "--height", "model input height (multiple of 16; default 48 with --data, else 32)", type=int))
-    bag_loss: bool = field(default=False, metadata=flag(
-        "--bag-loss", "add a bag-of-characters loss to CTC while training (no alignment needed)",
-        action="store_const", const=True))
     gray: str = field(default=GRAY_MODES[0], metadata=flag(
         "--gray", "how colour becomes the model's gray input: luminance (default), darkest (the darkest of R, G, B: "
         "pale coloured text stays visible) or max_contrast (each image's channel of widest spread)",

@@ -96,21 +96,6 @@ class BudgetCosine(keras.callbacks.Callback):
         self.model.optimizer.learning_rate = rate
 
 
-@keras.saving.register_keras_serializable(package="captcha_ocr")
-def ctc_bag_loss(y_true, y_pred):
-    """CTC plus a bag-of-characters term that needs no alignment: each character of the label
-    should be the likeliest class of some frame, and no other character of any frame (binary
-    cross-entropy on each class's highest frame probability). On CTC's plateau the alignment is
-    spread over the frames, so CTC's signal for which character is which is weak; this one is not."""
-    classes = y_pred.shape[-1]
-    labels = ops.cast(y_true, "int32")
-    present = ops.max(ops.one_hot(labels, classes), axis=1)[:, :-1]  # blank padding dropped
-    strongest = ops.max(ops.softmax(y_pred, axis=-1), axis=1)[:, :-1]
-    strongest = ops.clip(strongest, 1e-6, 1 - 1e-6)
-    bag = -ops.sum(present * ops.log(strongest) + (1 - present) * ops.log(1 - strongest), axis=-1)
-    return ctc_loss(y_true, y_pred) + bag
-
-
 def keras_accuracy(model: keras.Model, dataset: Dataset, charset: str) -> float:
     logits = model.predict(dataset.images, batch_size=256, verbose=0)
     return sequence_accuracy(greedy_texts(logits, charset), dataset.texts)
@@ -227,9 +212,8 @@ def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: i
     view = augmentation(settings.seed)(image) if settings.augmenting else image
     trainer = keras.Model(image, model(view), name="trainer")
     peak = learning_rate or settings.learning_rate
-    loss = ctc_bag_loss if settings.bag_loss else ctc_loss
     if settings.time_limit:
-        trainer.compile(optimizer=keras.optimizers.Adam(peak * WARMUP_SHARE), loss=loss)
+        trainer.compile(optimizer=keras.optimizers.Adam(peak * WARMUP_SHARE), loss=ctc_loss)
         return trainer
     steps_per_epoch = (train_images + settings.batch_size - 1) // settings.batch_size
     total = steps_per_epoch * epochs
@@ -239,7 +223,7 @@ def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: i
         warmup_target=peak,
         warmup_steps=steps_per_epoch // 2,
     )
-    trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=ctc_loss)
     return trainer
 
 
