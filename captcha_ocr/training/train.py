@@ -354,8 +354,9 @@ def _fit_labelled(settings: TrainSettings, train_set: Dataset, validation: Datas
     else:
         trainer, model, fresh = _start_off_the_plateau(settings, train_set, validation, state, has_unlabelled)
     share = SUPERVISED_SHARE if has_unlabelled else 1.0
-    _fit(settings, trainer, model, train_set, validation, state, settings.epochs, settings.time_limit_s * share,
-         settings.learning_rate, warmup=fresh)
+    if fresh is not None:
+        _fit(settings, trainer, model, train_set, validation, state, settings.epochs, settings.time_limit_s * share,
+             settings.learning_rate, warmup=fresh)
     _say_if_still_improving(settings, state)
     state["phase"] = "self-training" if has_unlabelled else "done"
     save_state(settings, state)
@@ -363,8 +364,9 @@ def _fit_labelled(settings: TrainSettings, train_set: Dataset, validation: Datas
 
 
 def _start_off_the_plateau(settings: TrainSettings, train_set: Dataset, validation: Dataset, state: dict,
-                           has_unlabelled: bool) -> tuple[keras.Model, keras.Model, bool]:
-    """A model and its trainer to train on, and whether it is untrained. Under a time limit, each of
+                           has_unlabelled: bool) -> tuple[keras.Model, keras.Model, bool | None]:
+    """A model and its trainer to train on, and whether it is untrained (None: its first steps
+    already ended the phase, by the target, the patience or the time). Under a time limit, each of
     up to MAX_RESTARTS fresh starts that reads no held-out image within PLATEAU_STEPS steps gives
     way to the next (its epochs and time count against the run's)."""
     steps_per_epoch = -(-len(train_set) // settings.batch_size)
@@ -377,7 +379,9 @@ def _start_off_the_plateau(settings: TrainSettings, train_set: Dataset, validati
             return trainer, model, True
         _fit(settings, trainer, model, train_set, validation, state, settings.epochs, time_limit_s,
              settings.learning_rate, until_epoch=state["epoch"] + probe_epochs)
-        if state.get("best_accuracy", 0) > 0 or state.get("stopped") or state["elapsed_s"] >= time_limit_s:
+        if state.get("stopped") or state["elapsed_s"] >= time_limit_s:
+            return trainer, model, None
+        if state.get("best_accuracy", 0) > 0:
             break
         print(f"no held-out image read after {probe_epochs * steps_per_epoch} steps: still on CTC's plateau, "
               f"starting again from the backbone (seed {settings.seed + attempt + 1})", flush=True)
