@@ -1,6 +1,7 @@
-"""Tencent SCF entry point, `index.main_handler`: the model loads once, at cold start.
+"""Tencent SCF entry point, `index.main_handler`: the models load once, at cold start.
 
-Set CAPTCHA_OCR_MODEL_DIR to serve another exported model folder (model + config.json).
+CAPTCHA_OCR_MODEL_DIR names the default model's folder (model + config.json; else the shipped
+model); CAPTCHA_OCR_MODELS_DIR (else models/ here) holds more, picked per request by `model`.
 """
 
 from captcha_ocr.app import configure_logging, create_app
