@@ -32,7 +32,7 @@ from elftools.elf.gnuversions import GNUVerNeedSection
 from captcha_ocr.config import CONFIG_FILE, parse_config
 from captcha_ocr.deploy import REPO
 from captcha_ocr.errors import UserError
-from captcha_ocr.registry import MODELS_FOLDER, check_name, copy_model, default_models_dir, model_folders
+from captcha_ocr.registry import MODELS_FOLDER, check_name, copy_model, other_model_folders
 
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64")
 # Never imported by the handler: test suites, headers, scripts, typing stubs, bytecode.
@@ -178,9 +178,8 @@ def copy_function(target: Path, model_dir: Path, models_dir: Path | None) -> Non
     if missing:
         raise BundleError(f"serving imports {', '.join(missing)}, which the bundle does not hold")
     copy_model(model_dir, target)
-    for folder in model_folders(models_dir) if models_dir is not None else []:
-        if folder.resolve() != Path(model_dir).resolve():
-            check_name(copy_model(folder, target / MODELS_FOLDER / folder.name).name)
+    for folder in other_model_folders(model_dir, models_dir):
+        check_name(copy_model(folder, target / MODELS_FOLDER / folder.name).name)
 
 
 def prune(target: Path) -> None:
@@ -240,7 +239,6 @@ def write_zip(source: Path, archive: Path) -> None:
 def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
           interpreter: str = INTERPRETERS[0], models_dir: Path | None = None) -> Path:
     """The zip; models_dir defaults to the one the local server serves (registry.default_models_dir)."""
-    models_dir = models_dir or default_models_dir()
     staging = out / f"scf-python{python}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
