@@ -197,3 +197,17 @@ def test_a_time_limited_fit_spends_its_learning_rate_by_the_time_or_the_epochs_l
     schedule.on_epoch_begin(160)
     assert optimizer.learning_rate == pytest.approx(0.01 * 0.5 * (1 + np.cos(0.75 * np.pi)))
 
+
+
+def test_the_checkpoint_kept_is_the_latest_within_one_standard_error_of_the_best():
+    from captcha_ocr.training.train import keeps
+
+    state = {"phase": "labelled"}
+    # 162 held-out images: at 98.1% one standard error is about 1.1 points (1.7 images)
+    scores = [0.90, 0.981, 0.975, 0.963, 0.969]
+    assert [keeps(state, score, 162) for score in scores] == [True, True, True, False, False]
+    assert state["highest_accuracy"] == 0.981
+    assert keeps({"phase": "labelled", "highest_accuracy": 1.0}, 0.99, 162) is False  # no margin at 100%
+    # self-training never keeps less than the checkpoint it started from, noise or not
+    state.update(phase="self-training", best_accuracy=0.975)
+    assert [keeps(state, score, 162) for score in (0.97, 0.975)] == [False, True]
