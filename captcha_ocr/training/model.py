@@ -1,16 +1,12 @@
-"""A compact CNN with a CTC head: convolutions read the glyphs, a context layer reads along the
-width (a 1-D convolution, or a small bidirectional GRU), and every width step emits logits over the
-charset plus the CTC blank.
+"""A compact CNN with a CTC head: convolutions read the glyphs, a 1-D convolution reads context
+along the width, and every width step emits logits over the charset plus the CTC blank.
 
-Only ops with builtin TFLite kernels (conv, pool, dense, reshape; the GRU is unrolled into dense
-ops and activations), so the serving runtime runs it."""
+Only ops with builtin TFLite kernels (conv, pool, dense, reshape), so tflite-runtime runs it."""
 
 from __future__ import annotations
 
 import keras
 from keras import layers
-
-from captcha_ocr.training.settings import CONTEXTS
 
 
 def _conv_block(x, filters: int, name: str):
@@ -19,15 +15,7 @@ def _conv_block(x, filters: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _context(x, kind: str):
-    """128 features per width step that see the neighbouring steps: a 3-step convolution (the
-    synthetic backbone's), or a GRU each way over the whole row (as CRNN-style readers do)."""
-    if kind == "bigru":
-        return layers.Bidirectional(layers.GRU(64, return_sequences=True, unroll=True), name="context_gru")(x)
-    return layers.Conv1D(128, 3, padding="same", activation="relu", name="context")(x)
-
-
-def build_model(height: int, width: int, num_classes: int, context: str = CONTEXTS[0]) -> keras.Model:
+def build_model(height: int, width: int, num_classes: int) -> keras.Model:
     """(height, width, 1) image in [0, 1] -> (width // 4, num_classes) logits."""
     if height % 16 or width % 4:
         raise ValueError("input height must be a multiple of 16 and width a multiple of 4")
@@ -45,6 +33,6 @@ def build_model(height: int, width: int, num_classes: int, context: str = CONTEX
     x = layers.Reshape((width // 4, (height // 16) * 96), name="columns")(x)
     x = layers.Dense(128, activation="relu", name="column_dense")(x)
     x = layers.Dropout(0.2, name="dropout")(x)
-    x = _context(x, context)
+    x = layers.Conv1D(128, 3, padding="same", activation="relu", name="context")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(image, logits, name="captcha_ctc")

@@ -21,8 +21,6 @@ DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
 # tjsp_captchas they were 9 pixels high), and batches of 8, which leave CTC's plateau sooner than 32.
 FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 8, "height": 48, "patience": 50, "init": "synthetic",
                    "time_limit": 5.0}
-# what reads along the width (training.model._context): the first is the default
-CONTEXTS = ("conv", "bigru")
 # what --resume may change
 RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit", "unlabelled_dir")
 
@@ -69,9 +67,6 @@ class TrainSettings:
         "--gray", "how colour becomes the model's gray input: luminance (default), darkest (the darkest of R, G, B: "
         "pale coloured text stays visible) or max_contrast (each image's channel of widest spread)",
         choices=GRAY_MODES))
-    context: str = field(default=CONTEXTS[0], metadata=flag(
-        "--context", "what reads along the width: conv (a 3-step convolution, default) or bigru (a GRU each way)",
-        choices=CONTEXTS))
     width: int = field(default=96, metadata=flag(
         "--width", "model input width (multiple of 4; default 96, or from the images' aspect ratio with --data)",
         type=int))

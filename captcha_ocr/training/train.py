@@ -245,7 +245,7 @@ def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: i
 def new_model(settings: TrainSettings, attempt: int = 0) -> keras.Model:
     """A fresh model (the synthetic backbone, when asked) whose new weights come from seed + attempt."""
     keras.utils.set_random_seed(settings.seed + attempt)
-    model = build_model(settings.height, settings.width, len(settings.charset) + 1, settings.context)
+    model = build_model(settings.height, settings.width, len(settings.charset) + 1)
     if settings.init == "synthetic":
         from captcha_ocr.training.pretrained import transfer_backbone
 
