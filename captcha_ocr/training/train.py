@@ -186,15 +186,17 @@ def keeps(state: dict, accuracy: float, held_out: int) -> bool:
     """Whether this epoch's model becomes the run's best checkpoint (the one exported).
 
     In the labelled phase: any epoch within one standard error of the highest held-out accuracy so
-    far. The rate anneals towards the end, so of two checkpoints that held-out images cannot tell
-    apart, the later one is the better trained (on tjsp_captchas with 162 held-out images, the
+    far, and never less than one image (a perfect score's error is not zero, only unmeasured). The
+    rate anneals towards the end, so of two checkpoints that held-out images cannot tell apart, the
+    later one is the better trained (on tjsp_captchas with 162 held-out images, the
     highest-scoring epoch read up to 2 points fewer unseen images than the last: BENCHMARKS.md).
     Self-training's epochs must do at least as well as the checkpoint kept, so it never loses."""
     highest = max(state.get("highest_accuracy", state.get("best_accuracy", -1.0)), accuracy)
     state["highest_accuracy"] = highest
     if state["phase"] != "labelled":
         return accuracy >= state.get("best_accuracy", -1.0)
-    return accuracy >= highest - math.sqrt(highest * (1 - highest) / held_out)
+    images_behind = round((highest - accuracy) * held_out)  # both are counts over held_out
+    return images_behind <= max(1.0, math.sqrt(held_out * highest * (1 - highest)))
 
 
 def reached_target(settings: TrainSettings, state: dict, held_out: int) -> bool:
