@@ -3,8 +3,8 @@
 
     python scripts/ship_model.py runs/shipped
 
-copies export/model_quantized.tflite, export/model.tflite (float, for comparison) and
-export/config.json to the repo root, and saves the best checkpoint's backbone (float16) as the
+copies export/config.json, the file it serves and export/model.tflite (float, for comparison) to
+the repo root, and saves the best checkpoint's backbone (float16) as the
 starting point of `train --data` (captcha_ocr/training/synthetic_backbone.npz).
 """
 
@@ -23,10 +23,13 @@ def main() -> int:
         print(__doc__)
         return 2
     run = Path(sys.argv[1])
-    for name in ("model_quantized.tflite", "model.tflite", "config.json"):
-        shutil.copy2(run / "export" / name, REPO / name)
 
     import keras
+
+    from captcha_ocr.config import load_config
+
+    for name in {load_config(run / "export").model_file, "model.tflite", "config.json"}:
+        shutil.copy2(run / "export" / name, REPO / name)
 
     import captcha_ocr.training.train  # noqa: F401  (registers the CTC loss the checkpoint names)
     from captcha_ocr.training.pretrained import save_backbone
