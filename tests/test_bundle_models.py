@@ -8,18 +8,20 @@ BUDGET_PEAK_MB with all ten in memory. Cold start times are measured in bench/mo
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import zipfile
 
+import numpy as np
 import pytest
-from conftest import MODEL_DIR, REPO, UPPER, b64, model_variant
+from conftest import MODEL_DIR, REPO, UPPER, b64, get_event, model_variant
 
-from captcha_ocr.config import load_config
+from captcha_ocr.config import file_sha256, load_config
 from captcha_ocr.deploy import bundle as build_bundle
 
 sys.path.insert(0, str(REPO / "bench"))
 from budget import BUDGET_PEAK_MB, run_in_bundle  # noqa: E402
-from hostile import cases  # noqa: E402
+from hostile import cases, webp_lossless_rgba  # noqa: E402
 
 pytestmark = pytest.mark.slow
 DEFAULT = load_config(MODEL_DIR).name
@@ -81,3 +83,28 @@ def test_ten_models_keep_the_worst_request_within_the_budget(three_models, fresh
     measured = run_in_bundle(root, python, worst.event, env=env)
     assert measured.status == worst.status
     assert measured.peak_mb <= BUDGET_PEAK_MB, f"ten models: peak RSS {measured.peak_mb} MB"
+
+
+def test_a_dynamic_range_model_serves_from_the_bundle_within_the_budget(three_models, fresh_captchas, tmp_path):
+    """What `export` serves first (int8 weights, activations quantized as it runs) runs on the
+    bundle's own runtime: a model of the shipped one's shape, its weights untrained."""
+    pytest.importorskip("tensorflow")
+    from captcha_ocr.training.export import DYNAMIC_FILE, convert
+    from captcha_ocr.training.model import build_model
+
+    root, python = three_models
+    shipped = load_config(MODEL_DIR)
+    model = build_model(shipped.height, shipped.width, shipped.num_classes)
+    calibration = np.random.default_rng(0).random((4, shipped.height, shipped.width, 1), dtype=np.float32)
+    folder = tmp_path / "dynamic"
+    folder.mkdir()
+    (folder / DYNAMIC_FILE).write_bytes(convert(model, shipped.height, shipped.width, calibration)[DYNAMIC_FILE])
+    dataclasses.replace(shipped, name="dynamic", model_file=DYNAMIC_FILE,
+                        sha256=file_sha256(folder / DYNAMIC_FILE)).save(folder)
+    env = {"CAPTCHA_OCR_MODELS_DIR": str(tmp_path)}
+    sample = fresh_captchas[4]
+    named = run_in_bundle(root, python, {"base64Image": b64(sample.data), "model": "dynamic"}, env=env)
+    assert (named.status, named.model) == (200, "dynamic")
+    worst = run_in_bundle(root, python, get_event(b64(webp_lossless_rgba()), model="dynamic"), env=env)
+    assert (worst.status, worst.model) == (200, "dynamic")  # the worst hostile class (WORST_CLASS)
+    assert worst.peak_mb <= BUDGET_PEAK_MB, f"dynamic-range model: peak RSS {worst.peak_mb} MB"
