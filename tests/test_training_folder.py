@@ -66,7 +66,7 @@ def test_training_on_a_folder_exports_a_servable_model(folder, tmp_path):
     assert "skipped 1 unreadable: abcd_corrupt.png" in result.stdout
     initialised = next(line for line in result.stdout.splitlines() if line.startswith("initialised "))
     assert "b1_conv" in initialised and "context" in initialised and "logits" not in initialised
-    assert "96 training and 24 validation images; charset '2345abcd', lengths [4, 5, 6], input 48x128" in result.stdout
+    assert "108 training and 12 validation images; charset '2345abcd', lengths [4, 5, 6], input 48x128" in result.stdout
     assert (tmp_path / "run" / "history.png").stat().st_size > 0 and (tmp_path / "run" / "errors.png").is_file()
     export = tmp_path / "run" / "export"
     config = json.loads((export / "config.json").read_text())
