@@ -28,6 +28,7 @@ sys.path.insert(0, str(BENCH))
 from learning_curve import SHARED, save_record, score, split_folders, train_and_score  # noqa: E402
 
 RESULTS = BENCH / "results" / "ablations.json"
+RECORD_KEY = ("set", "labels", "seed", "name")  # one record per run of a variant; a re-run replaces it
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -87,9 +88,9 @@ def main() -> None:
         return
     if args.score:
         name, run, test = args.score
-        record = {"set": args.set, "seed": args.seed, "name": name, "settings": {}, "wall_s": None,
-                  **score(Path(run), Path(test))}
-        save_record(args.results, record, key=("set", "seed", "name"))
+        record = {"set": args.set, "seed": args.seed, "name": name, "settings": {}, "labels": args.labels or "all",
+                  "wall_s": None, **score(Path(run), Path(test))}
+        save_record(args.results, record, key=RECORD_KEY)
         print(json.dumps(record))
         return
     out = args.out or Path(tempfile.mkdtemp(prefix="ablations-"))
@@ -99,7 +100,7 @@ def main() -> None:
         except RuntimeError as failed:
             raise SystemExit(str(failed)) from None
         print(json.dumps(record), flush=True)
-        save_record(args.results, record, key=("set", "seed", "name"))
+        save_record(args.results, record, key=RECORD_KEY)
 
 
 if __name__ == "__main__":

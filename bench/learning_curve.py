@@ -226,7 +226,7 @@ def main() -> None:
 def save_record(results: Path, record: dict, key: tuple[str, ...] = ("set", "size_arg", "seed", "unlabelled")) -> None:
     """Add `record` to the results file, replacing an earlier record of the same run (same `key`)."""
     records = json.loads(results.read_text()) if results.is_file() else []
-    records = [r for r in records if [r[k] for k in key] != [record[k] for k in key]] + [record]
+    records = [r for r in records if [r.get(k) for k in key] != [record.get(k) for k in key]] + [record]
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(records, indent=1) + "\n")
 
