@@ -151,10 +151,10 @@ def test_the_run_outlook_counts_patience_the_cap_and_the_time_limit(tmp_path):
     from captcha_ocr.training.settings import TrainSettings
     from captcha_ocr.training.train import Checkpointer
 
-    state = {"history": [{}] * 4, "best_epoch": 3, "best_accuracy": 0.5, "epoch": 0}
+    state = {"history": [{}] * 4, "best_epoch": 3, "best_accuracy": 0.5, "highest_accuracy": 0.52, "epoch": 0}
     outlook = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 200, 0)
-    expected = ("run: epoch 4/200, best 0.5000 at epoch 3; at most 9.0 min left in this phase at this pace"
-                )  # 9 epochs of 1 min
+    expected = ("run: epoch 4/200, checkpoint kept: epoch 3 (0.5000; highest 0.5200); at most 9.0 min left in this "
+                "phase at this pace")  # 9 epochs of 1 min
     assert outlook._run_outlook(4, 240.0) == expected
     limited = Checkpointer(TrainSettings(out_dir=str(tmp_path)), None, None, state, 200, 300)
     assert "at most 1.0 min left" in limited._run_outlook(4, 240.0)

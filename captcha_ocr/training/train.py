@@ -178,8 +178,10 @@ class Checkpointer(keras.callbacks.Callback):
         remaining = max(0.0, (last - epoch) * per_epoch)
         if self.time_limit_s:
             remaining = min(remaining, max(0.0, self.time_limit_s - elapsed))
-        return (f"run: epoch {epoch}/{self.last_epoch}, best {self.state['best_accuracy']:.4f} at epoch "
-                f"{self.state['best_epoch']}; at most {remaining / 60:.1f} min left in this phase at this pace")
+        state = self.state
+        return (f"run: epoch {epoch}/{self.last_epoch}, checkpoint kept: epoch {state['best_epoch']} "
+                f"({state['best_accuracy']:.4f}; highest {state.get('highest_accuracy', state['best_accuracy']):.4f}); "
+                f"at most {remaining / 60:.1f} min left in this phase at this pace")
 
 
 def keeps(state: dict, accuracy: float, held_out: int) -> bool:
