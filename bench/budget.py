@@ -101,6 +101,16 @@ def unzipped_bundle(out: Path) -> Path:
     return target
 
 
+def bundle_and_python(bundle_dir: Path | None) -> tuple[Path, str]:
+    """The unzipped bundle given (--bundle), else one built under build/budget, and the Python 3.10
+    that runs it; exits with status 2 where no Python 3.10 is installed."""
+    python = build_bundle.find_python("3.10")
+    if python is None:
+        print("Python 3.10 is not installed: the bundle cannot be run", file=sys.stderr)
+        raise SystemExit(2)
+    return bundle_dir or unzipped_bundle(REPO / "build" / "budget"), python
+
+
 def print_markdown(rows: list[dict]) -> None:
     print("| class | answer | peak RSS MB | above idle MB | seconds |\n| --- | --- | ---: | ---: | ---: |")
     for row in rows:
@@ -118,11 +128,7 @@ def main() -> int:
     if args.markdown:
         print_markdown(json.loads((RESULTS / "budget.json").read_text()))
         return 0
-    python = build_bundle.find_python("3.10")
-    if python is None:
-        print("Python 3.10 is not installed: the bundle cannot be run", file=sys.stderr)
-        return 2
-    bundle_dir = args.bundle or unzipped_bundle(REPO / "build" / "budget")
+    bundle_dir, python = bundle_and_python(args.bundle)
 
     from conftest import MODEL_DIR  # noqa: F401  (sets up the same paths the tests use)
     from hostile import cases

@@ -26,12 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "bench")]
 
-from budget import BUDGET_PEAK_MB, run_in_bundle, unzipped_bundle  # noqa: E402
+from budget import BUDGET_PEAK_MB, bundle_and_python, run_in_bundle  # noqa: E402
 from conftest import b64, model_variant  # noqa: E402
 from hostile import cases  # noqa: E402
 
 from captcha_ocr.config import load_config  # noqa: E402
-from captcha_ocr.deploy import bundle as build_bundle  # noqa: E402
 from captcha_ocr.evaluation import synthetic_samples  # noqa: E402
 
 COUNTS = (1, 3, 10)  # models served, the default included
@@ -62,11 +61,7 @@ def main() -> int:
     parser.add_argument("--bundle", type=Path, help="an unzipped bundle (default: build one under build/budget)")
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per figure (default 5)")
     args = parser.parse_args()
-    python = build_bundle.find_python("3.10")
-    if python is None:
-        print("Python 3.10 is not installed: the bundle cannot be run", file=sys.stderr)
-        return 2
-    bundle_dir = args.bundle or unzipped_bundle(REPO / "build" / "budget")
+    bundle_dir, python = bundle_and_python(args.bundle)
     config = load_config(bundle_dir)
     sample = synthetic_samples(1, 424_242, config.charset, config.lengths)[0]
     worst_event = next(case.event for case in cases(sample.data, sample.text) if case.name == WORST_CLASS)

@@ -26,10 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 sys.path[:0] = [str(REPO / "bench")]
 
-from budget import unzipped_bundle  # noqa: E402
+from budget import bundle_and_python  # noqa: E402
 
 from captcha_ocr.config import file_sha256, load_config  # noqa: E402
-from captcha_ocr.deploy import bundle as build_bundle  # noqa: E402
 from captcha_ocr.evaluation import folder_samples, latency_summary  # noqa: E402
 from captcha_ocr.training.export import PREFERENCE  # noqa: E402
 
@@ -73,11 +72,7 @@ def main() -> int:
     parser.add_argument("test", type=Path, help="a folder of labelled captchas the model never trained on")
     parser.add_argument("--bundle", type=Path, help="an unzipped bundle (default: build one under build/budget)")
     args = parser.parse_args()
-    python = build_bundle.find_python("3.10")
-    if python is None:
-        print("Python 3.10 is not installed: the bundle cannot be run", file=sys.stderr)
-        return 2
-    bundle_dir = args.bundle or unzipped_bundle(REPO / "build" / "budget")
+    bundle_dir, python = bundle_and_python(args.bundle)
     samples = [[s.text, base64.b64encode(s.data).decode()] for s in folder_samples(args.test)]
     files = [file for file in PREFERENCE if (args.export / file).is_file()]
     rows = [measure(bundle_dir, python, args.export, file, samples) for file in files]
