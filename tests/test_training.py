@@ -151,7 +151,8 @@ def test_the_run_outlook_counts_patience_the_cap_and_the_time_limit(tmp_path):
     from captcha_ocr.training.settings import TrainSettings
     from captcha_ocr.training.train import Checkpointer
 
-    state = {"history": [{}] * 4, "best_epoch": 3, "best_accuracy": 0.5, "highest_accuracy": 0.52, "epoch": 0}
+    history = [{"phase": "labelled", "val_accuracy": a} for a in (0.1, 0.52, 0.5, 0.49)]
+    state = {"history": history, "best_epoch": 3, "best_accuracy": 0.5, "epoch": 0}
     outlook = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 200, 0)
     expected = ("run: epoch 4/200, checkpoint kept: epoch 3 (0.5000; highest 0.5200); at most 9.0 min left in this "
                 "phase at this pace")  # 9 epochs of 1 min
@@ -206,15 +207,20 @@ def test_a_time_limited_fit_spends_its_learning_rate_by_the_time_or_the_epochs_l
 
 
 def test_the_checkpoint_kept_is_the_latest_within_one_standard_error_of_the_best():
-    from captcha_ocr.training.train import keeps
+    from captcha_ocr.training.train import highest_accuracy, keeps
 
-    state = {"phase": "labelled"}
+    def epoch_end(state: dict, right: int, held_out: int) -> bool:
+        """What the checkpointer does: record the epoch, then ask whether to keep it."""
+        state["history"].append({"phase": state["phase"], "val_accuracy": right / held_out})
+        return keeps(state, right / held_out, held_out)
+
+    state = {"phase": "labelled", "history": []}
     # 162 held-out images: at 159 right one standard error is 1.7 images
     right = [146, 159, 158, 156, 157]
-    assert [keeps(state, k / 162, 162) for k in right] == [True, True, True, False, False]
-    assert state["highest_accuracy"] == 159 / 162
-    perfect = {"phase": "labelled", "highest_accuracy": 1.0}  # at 100%: one image
-    assert [keeps(perfect, k / 83, 83) for k in (82, 81)] == [True, False]
+    assert [epoch_end(state, k, 162) for k in right] == [True, True, True, False, False]
+    assert highest_accuracy(state) == 159 / 162
+    perfect = {"phase": "labelled", "history": [{"phase": "labelled", "val_accuracy": 1.0}]}  # at 100%: one image
+    assert [epoch_end(perfect, k, 83) for k in (82, 81)] == [True, False]
     # self-training never keeps less than the checkpoint it started from, noise or not
     state.update(phase="self-training", best_accuracy=158 / 162)
-    assert [keeps(state, k / 162, 162) for k in (157, 158)] == [False, True]
+    assert [epoch_end(state, k, 162) for k in (157, 158)] == [False, True]

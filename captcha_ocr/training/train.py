@@ -180,7 +180,7 @@ class Checkpointer(keras.callbacks.Callback):
             remaining = min(remaining, max(0.0, self.time_limit_s - elapsed))
         state = self.state
         return (f"run: epoch {epoch}/{self.last_epoch}, checkpoint kept: epoch {state['best_epoch']} "
-                f"({state['best_accuracy']:.4f}; highest {state.get('highest_accuracy', state['best_accuracy']):.4f}); "
+                f"({state['best_accuracy']:.4f}; highest {highest_accuracy(state):.4f}); "
                 f"at most {remaining / 60:.1f} min left in this phase at this pace")
 
 
@@ -193,12 +193,16 @@ def keeps(state: dict, accuracy: float, held_out: int) -> bool:
     later one is the better trained (on tjsp_captchas with 162 held-out images, the
     highest-scoring epoch read up to 2 points fewer unseen images than the last: BENCHMARKS.md).
     Self-training's epochs must do at least as well as the checkpoint kept, so it never loses."""
-    highest = max(state.get("highest_accuracy", state.get("best_accuracy", -1.0)), accuracy)
-    state["highest_accuracy"] = highest
     if state["phase"] != "labelled":
         return accuracy >= state.get("best_accuracy", -1.0)
+    highest = max(highest_accuracy(state), accuracy)
     images_behind = round((highest - accuracy) * held_out)  # both are counts over held_out
     return images_behind <= max(1.0, math.sqrt(held_out * highest * (1 - highest)))
+
+
+def highest_accuracy(state: dict) -> float:
+    """The highest held-out accuracy of the labelled phase's epochs so far (-1 before any)."""
+    return max((r["val_accuracy"] for r in state["history"] if r.get("phase") == "labelled"), default=-1.0)
 
 
 def reached_target(settings: TrainSettings, state: dict, held_out: int) -> bool:
