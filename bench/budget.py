@@ -31,17 +31,43 @@ BUDGET_PEAK_MB = 100.0  # of the function's 128 MB: the rest is margin
 BUDGET_SECONDS = 2.0  # per request on a 2-core machine, of the function's 10 s
 
 # Runs inside the unzipped bundle. The event arrives on stdin, as SCF hands the runtime its event.
+# Decoding runs in the function's worker process (captcha_ocr/isolation.py), so the request's memory
+# is the parent's peak plus what the worker held of its own at its peak. The worker's pool is made
+# again here with the same limits and a decode that also reports, through a pipe, the worker's
+# peak RSS during the job and how much of its memory was its own (private) at the end: its own memory
+# at any moment is at most peak RSS + (private - RSS) at the end (pages only turn private, never
+# back). A worker that died mid-job reports nothing; then its whole peak RSS (RUSAGE_CHILDREN) counts.
 _CHILD = r"""
-import json, sys, time
+import json, os, resource, sys, time
 sys.path.insert(0, ".")
 
-def memory():
-    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+def memory(pid="self"):
+    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+def private_mb():
+    fields = dict(line.split(":", 1) for line in open("/proc/self/smaps_rollup") if ":" in line)
+    return sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
 
 started = time.perf_counter()
 import index
 cold_start = time.perf_counter() - started
+from captcha_ocr.imaging import preprocess
+from captcha_ocr.isolation import DecoderPool
+report_read, report_write = os.pipe()
+
+def measured(data, height, width, limits, gray):
+    with open("/proc/self/clear_refs", "w") as marks:
+        marks.write("5")
+    try:
+        return preprocess(data, height, width, limits, gray)
+    finally:
+        rss, peak = memory()
+        os.write(report_write, json.dumps({"own_mb": peak + private_mb() - rss}).encode() + b"\n")
+
+app = index._app
+app.decoder.close()
+app.decoder = DecoderPool(app.limits, decode=measured)
 event = json.loads(sys.stdin.buffer.read())
 idle_mb, _ = memory()
 with open("/proc/self/clear_refs", "w") as marks:
@@ -50,8 +76,17 @@ started = time.perf_counter()
 reply = index.main_handler(event, {"request_id": "budget"})
 elapsed = time.perf_counter() - started
 _, peak_mb = memory()
-sys.stdout.write("\n" + json.dumps({"reply": reply, "idle_mb": idle_mb, "peak_mb": peak_mb, "seconds": elapsed,
-                                    "cold_start_s": cold_start}))
+os.set_blocking(report_read, False)
+try:
+    reports = [json.loads(line) for line in os.read(report_read, 1 << 20).splitlines()]
+except BlockingIOError:
+    reports = []
+worker_mb = max([r["own_mb"] for r in reports] or [0.0])
+if app.decoder.restarts:  # a worker was replaced: count the dead one's whole peak
+    worker_mb = max(worker_mb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+sys.stdout.write("\n" + json.dumps({"reply": reply, "idle_mb": idle_mb, "peak_mb": peak_mb + worker_mb,
+                                    "worker_mb": worker_mb, "seconds": elapsed, "cold_start_s": cold_start,
+                                    "restarts": app.decoder.restarts}))
 """
 
 

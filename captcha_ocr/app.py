@@ -24,6 +24,8 @@ from captcha_ocr.budget import screen
 from captcha_ocr.errors import (
     ApiError,
     BatchTooLarge,
+    DecoderCrashed,
+    DecoderTimedOut,
     InternalError,
     InvalidJson,
     InvalidRequest,
@@ -35,7 +37,7 @@ from captcha_ocr.errors import (
     UnsupportedMediaType,
 )
 from captcha_ocr.events import Request, integrated_response, parse_event, single_values
-from captcha_ocr.imaging import preprocess
+from captcha_ocr.isolation import DecoderPool
 from captcha_ocr.payload import decode_image_base64
 from captcha_ocr.registry import Model, Registry, load_registry
 
@@ -88,9 +90,11 @@ def add_log_fields(replace: bool = True, **fields: Any) -> None:
 
 
 class App:
-    def __init__(self, models: Registry) -> None:
+    def __init__(self, models: Registry, decoder: DecoderPool | None = None) -> None:
         self.models = models
         self.limits = models.default.config.limits  # one budget for the function: the default model's
+        # image bytes -> tensor in a worker process held to the limits (isolation.py)
+        self.decoder = decoder or DecoderPool(self.limits)
 
     # -- entry -------------------------------------------------------------------------------
     def handle(self, event: object, context: object = None) -> dict[str, Any]:
@@ -174,19 +178,20 @@ class App:
         images = [self._image_bytes_or_error(value) for value in values]
         if len(images) > 1:
             self._check_batch_pixels(images)
+        deadline = time.monotonic() + self.limits.max_decode_ms / 1000  # one decoding budget for all images
         if not is_batch:
             if isinstance(images[0], ApiError):
                 raise images[0]
-            return Reply(200, self._recognize_one(images[0], named))
-        results = [self._result_or_error(image, named) for image in images]
+            return Reply(200, self._recognize_one(images[0], named, deadline))
+        results = [self._result_or_error(image, named, deadline) for image in images]
         return Reply(200, {"ok": True, "results": results, "model": (named or self.models.default).summary()})
 
-    def _result_or_error(self, image: bytes | ApiError, named: Model | None) -> dict[str, Any]:
+    def _result_or_error(self, image: bytes | ApiError, named: Model | None, deadline: float) -> dict[str, Any]:
         """One batch entry: its reading, or its own error body (one bad image does not fail the batch)."""
         if isinstance(image, ApiError):
             return image.body()
         try:
-            return self._recognize_one(image, named)
+            return self._recognize_one(image, named, deadline)
         except ApiError as error:
             return error.body()
 
@@ -217,10 +222,14 @@ class App:
             raise PayloadTooLarge(f"image is {len(value)} bytes; the limit is {limits.max_decoded_bytes}")
         return value
 
-    def _recognize_one(self, data: bytes, named: Model | None) -> dict[str, Any]:
+    def _recognize_one(self, data: bytes, named: Model | None, deadline: float) -> dict[str, Any]:
         model = named or self._model_for_size(data)
         config = model.config
-        prepared = preprocess(data, config.height, config.width, self.limits, config.gray)
+        try:
+            prepared = self.decoder.prepare(data, config.height, config.width, config.gray, deadline)
+        except (DecoderCrashed, DecoderTimedOut) as error:
+            add_log_fields(decoder=error.reason)  # its worker was replaced: the log says why, never the image
+            raise
         add_log_fields(replace=False, imageSize="{}x{}".format(*prepared.source_size),
                        imageFormat=prepared.source_format, model=model.name)  # the first image's, for a batch
         result = model.recognizer.recognize(prepared.tensor)

@@ -9,6 +9,11 @@ refused as corrupt, the EXIF orientation is read by a parser that looks at one t
 Pillow sees holds only what decoding needs. GIF, BMP and WebP carry nothing Pillow parses at open
 beyond their headers, but Pillow's WebP reader allocates its canvases when it opens a file, so the
 size of every format is read here from its header and judged before Pillow sees the bytes.
+
+It is also an allowlist: only the variants a captcha needs reach a decoder. JPEG: 8-bit baseline,
+extended sequential and progressive Huffman coding (no lossless, hierarchical or arithmetic coding,
+which no browser displays); GIF: the first frame, its own extent counted; BMP: run-length coding only
+up to `max_rle_pixels`. What a decoder may still do wrong on the rest is contained by isolation.py.
 """
 
 from __future__ import annotations
@@ -29,10 +34,17 @@ _BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)  # every DIB header Windo
 ORIENTATION_TAG = 0x0112
 _NEXT_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")  # skips stuffed 0xFF00 and restart markers
 _MARKER = re.compile(rb"\xff+([^\x00\xff])")  # fill bytes, then a marker
-_SOF = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
-_ARITHMETIC_SOF = {*range(0xC9, 0xCC), *range(0xCD, 0xD0)}
-_PROGRESSIVE_SOF = {0xC2, 0xC6}
-_TABLES = {0xC4, 0xCC, 0xDB, 0xDD}  # DHT, DAC, DQT, DRI: all decoding needs besides SOF and SOS
+# The codings served: baseline, extended sequential and progressive, all Huffman-coded, 8-bit. The
+# rest (lossless SOF3, hierarchical SOF5-7, arithmetic SOF9-15 and its DAC tables, 12-bit samples)
+# no browser displays, so no site can show them as a captcha; and they are where libjpeg's rarely
+# used code is (a scaled decode of a lossless JPEG corrupted the heap). Refused before any decoder runs.
+_SERVED_SOF = {0xC0, 0xC1, 0xC2}  # baseline, extended sequential, progressive
+_PROGRESSIVE_SOF = {0xC2}
+_TABLES = {0xC4, 0xDB, 0xDD}  # DHT, DQT, DRI: all decoding needs besides SOF and SOS
+_REFUSED_CODING = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical", 0xC7: "hierarchical",
+                   0xCC: "arithmetic", 0xDE: "hierarchical", 0xDF: "hierarchical",
+                   **{marker: "arithmetic" for marker in (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)}}
+_BMP_RLE = {1: "RLE8", 2: "RLE4"}
 _PNG_KEPT = {b"IHDR", b"PLTE", b"tRNS"}
 
 
@@ -81,35 +93,66 @@ def screen(data: bytes, limits: Limits) -> Screened:
     if data[:6] in GIF_SIGNATURES:
         return _screen_gif(data, limits)
     try:
-        size = _header_size(data)
+        if data[:2] == b"BM":
+            return _screen_bmp(data, limits)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _screen_webp(data, limits)
     except struct.error as exc:
         raise UnsupportedImage("image header is truncated") from exc
-    if size is not None:
+    return Screened(data, (0, 0))  # no served format: Pillow refuses it
+
+
+def _screen_bmp(data: bytes, limits: Limits) -> Screened:
+    """The size from the DIB header; run-length coding bounded, since Pillow decodes it in Python."""
+    header = int.from_bytes(data[14:18], "little")
+    if header not in _BMP_HEADER_SIZES:  # Pillow would try to read a header of any size
+        raise UnsupportedImage(f"BMP header of {header} bytes is corrupt")
+    if header == 12:  # OS/2 BITMAPCOREHEADER: no compression field
+        width, height = struct.unpack_from("<HH", data, 18)
+        check_size(width, height, limits)
+        return Screened(data, (width, height))
+    width, height, _, _, compression = struct.unpack_from("<iiHHI", data, 18)
+    size = abs(width), abs(height)  # a negative height means top-down rows
+    check_size(*size, limits)
+    if compression in _BMP_RLE and size[0] * size[1] > limits.max_rle_pixels:
+        raise ImageTooComplex(f"{_BMP_RLE[compression]} BMP of {size[0]}x{size[1]} pixels; run-length coded "
+                              f"BMPs are served up to {limits.max_rle_pixels} pixels")
+    return Screened(data, size)
+
+
+def _screen_webp(data: bytes, limits: Limits) -> Screened:
+    """The size from the first chunk's header; an extended file's chunks walked (bounded) for its
+    EXIF orientation, which Pillow's WebP reader does not apply."""
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        size = int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
         check_size(*size, limits)
-    return Screened(data, size or (0, 0))
+        return Screened(data, size, _webp_orientation(data, limits))
+    if chunk == b"VP8L":
+        (bits,) = struct.unpack_from("<I", data, 21)
+        size = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    elif chunk == b"VP8 ":
+        width, height = struct.unpack_from("<HH", data, 26)
+        size = width & 0x3FFF, height & 0x3FFF
+    else:
+        raise UnsupportedImage("WebP has no image chunk where its first chunk must be")
+    check_size(*size, limits)
+    return Screened(data, size)
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a BMP or WebP header; None for anything else."""
-    if data[:2] == b"BM":
-        header = int.from_bytes(data[14:18], "little")
-        if header not in _BMP_HEADER_SIZES:  # Pillow would try to read a header of any size
-            raise UnsupportedImage(f"BMP header of {header} bytes is corrupt")
-        if header == 12:  # OS/2 BITMAPCOREHEADER
-            return struct.unpack_from("<HH", data, 18)
-        width, height = struct.unpack_from("<ii", data, 18)
-        return abs(width), abs(height)  # a negative height means top-down rows
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        chunk = data[12:16]
-        if chunk == b"VP8X":
-            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
-        if chunk == b"VP8L":
-            (bits,) = struct.unpack_from("<I", data, 21)
-            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        if chunk == b"VP8 ":
-            width, height = struct.unpack_from("<HH", data, 26)
-            return width & 0x3FFF, height & 0x3FFF
-    return None
+def _webp_orientation(data: bytes, limits: Limits) -> int:
+    """The orientation in an extended WebP's EXIF chunk (1 without one); its chunks are counted
+    against max_segments, as a JPEG's segments are."""
+    position, chunks = 12, 0
+    while position + 8 <= len(data):
+        kind, length = data[position:position + 4], int.from_bytes(data[position + 4:position + 8], "little")
+        chunks += 1
+        if chunks > limits.max_segments:
+            raise ImageTooComplex(f"WebP has more than {limits.max_segments} chunks")
+        if kind == b"EXIF":
+            return exif_orientation(data[position + 8:position + 8 + length])
+        position += 8 + length + (length & 1)  # chunks are padded to an even length
+    return 1
 
 
 def exif_orientation(tiff: bytes) -> int:
@@ -140,13 +183,15 @@ class _Frame(NamedTuple):
     size: tuple[int, int]
     blocks: int  # 8x8 blocks over all components
     min_bits_per_block: int  # Huffman codes are 1 bit or more: a sequential block codes its DC and at least
-    # one AC symbol (EOB), a progressive one at least its DC; arithmetic coding has no such floor (0)
+    # one AC symbol (EOB), a progressive one at least its DC
 
 
 def _parse_frame(marker: int, payload: bytes, limits: Limits) -> _Frame:
     if len(payload) < 6:
         raise UnsupportedImage("JPEG frame header is truncated")
-    height, width, count = struct.unpack_from(">HHB", payload, 1)
+    precision, height, width, count = struct.unpack_from(">BHHB", payload, 0)
+    if precision != 8:
+        raise UnsupportedImage(f"{precision}-bit JPEG is not served (no browser displays it); send 8-bit")
     check_size(width, height, limits)
     components = [payload[6 + 3 * i + 1] for i in range(count) if 6 + 3 * i + 2 < len(payload)]
     if not components or len(components) != count:
@@ -157,7 +202,7 @@ def _parse_frame(marker: int, payload: bytes, limits: Limits) -> _Frame:
         raise UnsupportedImage("JPEG frame header is corrupt")
     blocks = sum(_ceil_div(_ceil_div(width * h, h_max), 8) * _ceil_div(_ceil_div(height * v, v_max), 8)
                  for h, v in sampling)
-    floor = 0 if marker in _ARITHMETIC_SOF else 1 if marker in _PROGRESSIVE_SOF else 2
+    floor = 1 if marker in _PROGRESSIVE_SOF else 2
     return _Frame((width, height), blocks, floor)
 
 
@@ -191,7 +236,10 @@ def _screen_jpeg(data: bytes, limits: Limits) -> Screened:
                 kept.append(data[position:end])
             position = end
             continue
-        if marker in _SOF:
+        if marker in _REFUSED_CODING:
+            raise UnsupportedImage(f"{_REFUSED_CODING[marker]} JPEG is not served (no browser displays it); "
+                                   "send a baseline or progressive JPEG")
+        if marker in _SERVED_SOF:
             if frame is not None:
                 raise UnsupportedImage("JPEG declares more than one frame")
             frame = _parse_frame(marker, payload, limits)
@@ -297,9 +345,13 @@ def _screen_gif(data: bytes, limits: Limits) -> Screened:
                 control = data[position:end]
             position = end
         elif introducer == 0x2C and position + 10 <= len(data):  # the first image
+            # Pillow grows its canvas to hold the first frame: its extent is the size that counts
+            left, top, width, height = struct.unpack_from("<HHHH", data, position + 1)
+            canvas = max(size[0], left + width), max(size[1], top + height)
+            check_size(*canvas, limits)
             start_of_data = position + 10 + _color_table_bytes(data[position + 9])
             end = _sub_blocks_end(data, start_of_data + 1)  # after the LZW minimum code size
-            return Screened(head + control + data[position:end] + b"\x3b", size)
+            return Screened(head + control + data[position:end] + b"\x3b", canvas)
         else:
             raise UnsupportedImage("GIF has no image before its end")
     raise UnsupportedImage("GIF is truncated")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ SCHEMA_VERSION = 1
 # darkest of R, G and B (any saturated ink turns dark, so pale yellow or green text stays visible);
 # or the one channel with the widest spread in each image
 GRAY_MODES = ("luminance", "darkest", "max_contrast")
+# a model file is named inside its own folder: no path, so a config.json can never point elsewhere
+MODEL_FILE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class ConfigError(UserError, ValueError):
@@ -43,7 +46,13 @@ class Limits:
     max_body_bytes: int = 6_000_000  # a POST body (a Function URL takes at most 6 MB)
     max_body_values: int = 64  # fields of a form body; commas and brackets of a JSON one (a batch of 16: 18)
     max_jpeg_scans: int = 64  # progressive JPEGs have about 10; each scan walks every block again
-    max_segments: int = 4_096  # a JPEG's marker segments, a GIF's blocks before its first frame (normal: < 30)
+    max_segments: int = 4_096  # a JPEG's marker segments, a GIF's blocks before its first frame, a WebP's
+    # chunks (normal: < 30)
+    max_rle_pixels: int = 262_144  # a run-length coded BMP, which Pillow decodes in Python (~0.6 us a pixel)
+    # Decoding runs in a worker process (isolation.py) held to these: one request's decoding time, its
+    # batch's images together, and the memory a decode may take above what the worker holds idle
+    max_decode_ms: int = 1_500
+    max_decode_mb: int = 48
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,10 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
     if not isinstance(sizes, list) or not all(_is_size(size) for size in sizes):
         raise ConfigError("config.json: 'source_sizes' must be a list of [width, height] pairs of positive integers")
     limits = Limits(**{k: int(v) for k, v in data.get("limits", {}).items() if k in Limits.__dataclass_fields__})
+    model_file = _require(data, "model_file", str)
+    if not MODEL_FILE_PATTERN.fullmatch(model_file):
+        raise ConfigError(f"config.json: 'model_file' must be a file name in the model's own folder (letters, "
+                          f"digits, '.', '_', '-'), got {model_file[:80]!r}")
     return ModelConfig(
         name=_require(data, "name", str),
         charset=charset,
@@ -146,7 +159,7 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
         height=height,
         width=width,
         gray=gray,
-        model_file=_require(data, "model_file", str),
+        model_file=model_file,
         sha256=data.get("sha256", ""),
         source_sizes=tuple(sorted({(w, h) for w, h in sizes})),
         limits=limits,

@@ -101,3 +101,19 @@ class InternalError(ApiError):
 
     status = 500
     code = "InternalError"
+
+
+class DecoderCrashed(UnsupportedImage):
+    """The worker decoding the image died or answered nonsense (isolation.py); `reason` is for the log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("image could not be decoded (the decoder failed on it)")
+        self.reason = reason
+
+
+class DecoderTimedOut(ImageTooComplex):
+    """Decoding ran past the request's time budget and its worker was stopped; `reason` is for the log."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -58,7 +58,9 @@ def _decode(image: Image.Image, frame_width: int, frame_height: int) -> Image.Im
         image.seek(0)
         image.load()
     except Exception as exc:
-        raise UnsupportedImage(f"{image.format} image is truncated or corrupt") from exc
+        # in the decoding worker an allocation past its memory cap fails here too (isolation.py)
+        raise UnsupportedImage(f"{image.format} image could not be decoded: truncated, corrupt, or needing more "
+                               "memory than a request may use") from exc
     return image
 
 

@@ -246,6 +246,138 @@ def sixteen_bit_rgba_png(side: int = MAX_SIDE) -> bytes:
         b"IEND", b"")
 
 
+def jpeg_with_coding(jpeg: bytes, sof: int, width: int | None = None, height: int | None = None,
+                     precision: int = 8, arithmetic_tables: bool = False, pad_to: int = 0) -> bytes:
+    """A JPEG's frame header turned into another coding (SOF3 lossless, SOF9/SOF10 arithmetic, ...),
+    optionally another size and precision, DAC tables instead of DHT and its scan data padded: what a
+    decoder of that coding is asked to read."""
+    parts = jpeg_segments(jpeg)
+    out = []
+    for part in parts:
+        if part[1] in (0xC0, 0xC1, 0xC2):
+            body = bytearray(part)
+            body[1], body[4] = sof, precision
+            if width is not None:
+                body[5:9] = struct.pack(">HH", height, width)
+            part = bytes(body)
+        elif part[1] == 0xC4 and arithmetic_tables:
+            part = segment(0xCC, bytes([0x00, 0x10, 0x10, 0x05]))  # DAC: conditioning of DC and AC table 0
+        elif part[1] == 0xDA and pad_to:
+            part = part + bytes(range(1, 255)) * max(0, (pad_to - len(jpeg)) // 254)
+        out.append(part)
+    return b"".join(out)
+
+
+def arithmetic_progressive_jpeg(side: int = MAX_SIDE, refinements: int = 62) -> bytes:
+    """SOF10 (arithmetic, progressive) at the largest size: a DC scan, then many empty refinement scans."""
+    base = encode(Image.new("L", (8, 8), 128), "JPEG")
+    parts = jpeg_segments(jpeg_with_coding(base, 0xCA, side, side, arithmetic_tables=True))
+    scans = [part for part in parts if part[1] == 0xDA]
+    refinement = segment(0xDA, bytes([1, 1, 0x00, 1, 63, 0x10])) + b"\x00"
+    return b"".join(parts[:-1]) + refinement * refinements + scans[0][:0] + parts[-1]
+
+
+def rle4_absolute_bmp(side: int = MAX_SIDE) -> bytes:
+    """A 4-bit RLE BMP whose rows are absolute runs (the slowest of Pillow's pure-Python RLE paths)."""
+    row = b""
+    for start in range(0, side, 254):
+        count = min(254, side - start)
+        data = bytes([0x12]) * ((count + 1) // 2)
+        row += bytes([0, count]) + data + b"\x00" * (len(data) % 2)  # runs are padded to 16 bits
+    rows = (row + b"\x00\x00") * side + b"\x00\x01"
+    palette = b"".join(bytes([i * 16, i * 16, i * 16, 0]) for i in range(16))
+    info = struct.pack("<IiiHHIIiiII", 40, side, side, 1, 4, 2, len(rows), 2835, 2835, 16, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette + rows
+
+
+def gif_frame_outside_screen(frame_side: int = MAX_SIDE, left: int = 0) -> bytes:
+    """A GIF whose logical screen is 1x1 around a large first frame (Pillow grows its canvas to the frame)."""
+    gif = bytearray(encode(Image.new("P", (frame_side, frame_side), 1), "GIF"))
+    gif[6:10] = struct.pack("<HH", 1, 1)
+    descriptor = gif.index(b"\x2c", 13 + _gif_table_bytes(gif[10]))
+    gif[descriptor + 1:descriptor + 3] = struct.pack("<H", left)
+    return bytes(gif)
+
+
+def _gif_table_bytes(packed: int) -> int:
+    return 3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0
+
+
+def webp_with_orientation(captcha_png: bytes, orientation: int) -> bytes:
+    """The captcha stored turned as a WebP, with the EXIF orientation that turns it back."""
+    image = Image.open(io.BytesIO(captcha_png)).convert("RGB")
+    stored = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    exif = b"Exif\x00\x00" + tiff_ifd([(0x0112, 3, 1, struct.pack(">HH", orientation, 0))])
+    return encode(image.transpose(stored), "WEBP", lossless=True, exif=exif)
+
+
+class _Bits:
+    """A VP8L bit writer: values packed least significant bit first."""
+
+    def __init__(self) -> None:
+        self.value, self.count = 0, 0
+
+    def put(self, value: int, bits: int) -> None:
+        self.value |= value << self.count
+        self.count += bits
+
+    def code(self, symbol: int, bits: int) -> None:
+        """A canonical prefix code of `bits` bits: its first bit is read first."""
+        self.put(int(format(symbol, f"0{bits}b")[::-1], 2), bits)
+
+    def bytes(self) -> bytes:
+        return self.value.to_bytes((self.count + 7) // 8, "little")
+
+
+def _single_symbol_code(bits: _Bits) -> None:
+    bits.put(1, 1)  # a simple code
+    bits.put(0, 1)  # of one symbol
+    bits.put(0, 1)  # given in 1 bit
+    bits.put(0, 1)  # symbol 0: reading it takes no bits
+
+
+def _eight_bit_code(bits: _Bits, alphabet: int) -> None:
+    """A normal code giving symbols 0-255 eight bits each and the rest of the alphabet none."""
+    bits.put(0, 1)  # a normal code
+    bits.put(12 - 4, 4)  # 12 code-length code lengths, in the order 17 18 0 1 2 3 4 5 16 6 7 8
+    for length in (0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1):  # lengths 0 and 8 get 1-bit codes: '0' and '1'
+        bits.put(length, 3)
+    bits.put(0, 1)  # every symbol's length follows
+    for symbol in range(alphabet):
+        bits.put(1 if symbol < 256 else 0, 1)
+
+
+def webp_huffman_group_bomb(side: int = 1024) -> bytes:
+    """A valid lossless WebP whose entropy image gives every 4x4 block its own set of prefix codes:
+    (side / 4)^2 groups, each allocated by libwebp before a pixel is decoded (1024: 65,536, ~295 KB)."""
+    blocks = -(-side // 4)
+    bits = _Bits()
+    bits.put(0x2F, 8)
+    bits.put(side - 1, 14)
+    bits.put(side - 1, 14)
+    bits.put(0, 1)  # no alpha
+    bits.put(0, 3)  # version 0
+    bits.put(0, 1)  # no transforms
+    bits.put(0, 1)  # no colour cache
+    bits.put(1, 1)  # meta prefix codes follow
+    bits.put(0, 3)  # prefix bits 2: one group per 4x4 block
+    bits.put(0, 1)  # the entropy image: no colour cache
+    _eight_bit_code(bits, 256 + 24)  # green, with the 24 length prefixes
+    _eight_bit_code(bits, 256)  # red
+    for _ in range(3):  # blue, alpha, distance
+        _single_symbol_code(bits)
+    for group in range(blocks * blocks):  # a distinct group number in red and green of each block
+        bits.code(group & 0xFF, 8)
+        bits.code((group >> 8) & 0xFF, 8)
+    for _ in range(blocks * blocks):  # each group's five codes
+        for _ in range(5):
+            _single_symbol_code(bits)
+    payload = bits.bytes()
+    chunk = b"VP8L" + struct.pack("<I", len(payload)) + payload + b"\x00" * (len(payload) % 2)
+    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+
+
 def rotated_captcha_jpeg(captcha_png: bytes, orientation: int) -> bytes:
     """The captcha stored turned, with the EXIF orientation that tells a viewer how to turn it back."""
     image = Image.open(io.BytesIO(captcha_png)).convert("RGB")
@@ -253,7 +385,7 @@ def rotated_captcha_jpeg(captcha_png: bytes, orientation: int) -> bytes:
     return with_segments(encode(image.transpose(stored), "JPEG", quality=95), exif_orientation_app1(orientation))
 
 
-CLASS_COUNT = 79  # the tests are parametrized by index: this says how many there are
+CLASS_COUNT = 99  # the tests are parametrized by index: this says how many there are
 
 
 def cases(captcha_png: bytes, captcha_text: str) -> list[Case]:
@@ -345,7 +477,8 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         lambda: Case("largest gif in 1-byte sub-blocks", get_event(b64(gif_with_tiny_sub_blocks())), 200),
         lambda: Case("gif with 1000 frames", get_event(b64(encode(Image.new("P", (300, 300)), "GIF", save_all=True,
                      append_images=[Image.new("P", (300, 300), i % 200) for i in range(999)]))), 200),
-        lambda: Case("rle bmp expanding to the largest allowed", get_event(b64(bmp_rle_bomb())), 200),
+        lambda: Case("rle bmp expanding to the largest allowed", get_event(b64(bmp_rle_bomb())), 413,
+                     "ImageTooComplex"),
         lambda: Case("bmp declaring a 2 GB header", get_event(b64(bmp_with_header_size(2**31 - 1))), 415,
                      "UnsupportedImage"),
         lambda: Case("largest 32-bit bmp", get_event(b64(encode(Image.fromarray(big_rgb).convert("RGBA"), "BMP"))),
@@ -401,4 +534,46 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         lambda: Case("a fresh sample for the demo page", {"httpMethod": "GET", "path": "/sample"}, 200),
         lambda: Case("unicode in every field", {"httpMethod": "GÉT", "path": "/☃", "queryString": {"☃": "☃"}}, 400,
                      "InvalidRequest"),
+        # -- container variants no browser shows, and decoders' own worst cases (issue 23) ----
+        lambda: Case("lossless jpeg of 8 kB claiming 1414x1414", get_event(b64(jpeg_with_coding(
+            jpeg, 0xC3, MAX_SIDE, MAX_SIDE, pad_to=8_000))), 415, "UnsupportedImage"),
+        lambda: Case("lossless jpeg at 640x240", get_event(b64(jpeg_with_coding(
+            encode(blotches(640).crop((0, 0, 640, 240)), "JPEG", quality=95), 0xC3))), 415, "UnsupportedImage"),
+        lambda: Case("lossless jpeg of 310 bytes claiming 400x130", get_event(b64(jpeg_with_coding(
+            encode(Image.new("L", (8, 8), 9), "JPEG"), 0xC3, 400, 130)[:310] + b"\xff\xd9")), 415,
+            "UnsupportedImage"),
+        lambda: Case("arithmetic progressive jpeg with 62 empty refinement scans",
+                     get_event(b64(arithmetic_progressive_jpeg())), 415, "UnsupportedImage"),
+        lambda: Case("batch of 4 arithmetic progressive jpegs", post_event(json.dumps(
+            {"images": [b64(arithmetic_progressive_jpeg())] * 4})), 200),
+        lambda: Case("arithmetic jpeg claiming 1400x1400 over 300 bytes of garbage", get_event(b64(jpeg_with_coding(
+            encode(Image.new("L", (8, 8), 9), "JPEG"), 0xC9, 1400, 1400, arithmetic_tables=True, pad_to=300))),
+            415, "UnsupportedImage"),
+        lambda: Case("captcha jpeg relabelled as arithmetic coded", get_event(b64(jpeg_with_coding(
+            jpeg, 0xC9, arithmetic_tables=True))), 415, "UnsupportedImage"),
+        lambda: Case("hierarchical jpeg frame", get_event(b64(jpeg_with_coding(jpeg, 0xC5))), 415, "UnsupportedImage"),
+        lambda: Case("12-bit jpeg", get_event(b64(jpeg_with_coding(jpeg, 0xC1, precision=12))), 415,
+                     "UnsupportedImage"),
+        lambda: Case("rle4 bmp in absolute mode at 1414x1414", get_event(b64(rle4_absolute_bmp())), 413,
+                     "ImageTooComplex"),
+        lambda: Case("batch of 4 rle4 bmps in absolute mode", post_event(json.dumps(
+            {"images": [b64(rle4_absolute_bmp())] * 4})), 200),
+        lambda: Case("rle4 bmp in absolute mode at the run-length limit", get_event(b64(rle4_absolute_bmp(
+            math.isqrt(Limits().max_rle_pixels)))), 200),
+        lambda: Case("lossless webp giving each 4x4 block its own prefix codes, 1024x1024",
+                     get_event(b64(webp_huffman_group_bomb(1024))), 415, "UnsupportedImage"),
+        lambda: Case("lossless webp giving each 4x4 block its own prefix codes, 512x512",
+                     get_event(b64(webp_huffman_group_bomb(512))), 415, "UnsupportedImage"),
+        lambda: Case("batch of 7 webps of 65536 prefix-code groups", post_event(json.dumps(
+            {"images": [b64(webp_huffman_group_bomb(1024))] * 7})), 200),
+        lambda: Case("webp upside down with exif orientation 3", get_event(b64(webp_with_orientation(
+            captcha_png, 3))), 200, None, text),
+        lambda: Case("webp turned with exif orientation 6", get_event(b64(webp_with_orientation(
+            captcha_png, 6))), 200, None, text),
+        lambda: Case("gif with a 1x1 screen around a 1414x1414 frame", get_event(b64(gif_frame_outside_screen())),
+                     200),
+        lambda: Case("batch of 16 gifs with a 1x1 screen around a 1414x1414 frame", post_event(json.dumps(
+            {"images": [b64(gif_frame_outside_screen())] * 16})), 413, "BatchTooLarge"),
+        lambda: Case("gif with a 1x1 screen and its frame 60000 pixels to the right", get_event(b64(
+            gif_frame_outside_screen(64, left=60_000))), 413, "ImageTooLarge"),
     ]
