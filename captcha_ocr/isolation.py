@@ -20,6 +20,7 @@ the caller's process and only the screen protects it. docs/request-budget.md giv
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import json
 import os
@@ -108,8 +109,9 @@ def _virtual_memory_bytes() -> int | None:
 
 
 def _hold_to_limits(limits: Limits) -> None:
-    """In the child: no core files, the default Ctrl-C (quietly gone with its parent), and an address
-    space of what it holds now plus max_decode_mb."""
+    """In the child: no core files nor crash dumps, the default Ctrl-C (quietly gone with its parent),
+    and an address space of what it holds now plus max_decode_mb."""
+    faulthandler.disable()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

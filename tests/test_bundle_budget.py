@@ -49,3 +49,50 @@ def test_hostile_class_on_the_bundle(unzipped_bundle, hostile_cases, captcha_sam
     image = b64(captcha_sample.data)
     for line in measured.log_lines:
         assert len(line) < 600 and image[20:60] not in line, f"{case.name}: log line {line[:200]!r}"
+
+
+# Runs inside the unzipped bundle: the function's own pool, made again with a decode that crashes
+# (abort, as glibc does on a corrupted heap), spins or allocates without bound on magic payloads.
+_FAULTY_CHILD = r"""
+import json, os, sys
+sys.path.insert(0, ".")
+import index
+from captcha_ocr.imaging import preprocess
+from captcha_ocr.isolation import DecoderPool
+
+def faulty(data, height, width, limits, gray):
+    if data == b"abort":
+        os.abort()
+    if data == b"spin":
+        while True:
+            pass
+    if data == b"hog":
+        hoard = [bytearray(1 << 20) for _ in range(10_000)]
+    return preprocess(data, height, width, limits, gray)
+
+index._app.decoder.close()
+index._app.decoder = DecoderPool(index._app.limits, decode=faulty)
+replies = []
+for value in json.loads(sys.stdin.read()):
+    reply = index.main_handler({"httpMethod": "GET", "path": "/", "queryString": {"base64Image": value}}, None)
+    replies.append([reply["statusCode"], json.loads(reply["body"])])
+print(json.dumps(replies))
+"""
+
+
+@pytest.mark.slow
+def test_a_crashing_decoder_on_the_bundle_costs_one_reply(unzipped_bundle, captcha_sample):
+    import json
+    import subprocess
+
+    root, python = unzipped_bundle
+    good = b64(captcha_sample.data)
+    values = [good, b64(b"abort"), good, b64(b"spin"), good, b64(b"hog"), good]
+    done = subprocess.run([python, "-I", "-S", "-c", _FAULTY_CHILD], cwd=root, input=json.dumps(values), text=True,
+                          capture_output=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    replies = json.loads(done.stdout.strip().splitlines()[-1])
+    answers = [(status, body.get("text") or body["error"]["code"]) for status, body in replies]
+    text = captcha_sample.text
+    assert answers == [(200, text), (415, "UnsupportedImage"), (200, text), (413, "ImageTooComplex"), (200, text),
+                       (413, "ImageTooComplex"), (200, text)]
