@@ -81,8 +81,12 @@ def _label(args: argparse.Namespace) -> int:
         retrainer = Retrainer(session, args.runs, args.retrain_minutes, lambda export: model_reader(load_model(export)))
     state = session.state()
     print(f"{args.folder}: {state['labelled']} of {state['total']} images labelled, {state['queue']} to look at")
-    serve(make_wsgi_server(LabelPage(session, retrainer), args.host, args.port),
-          "labelling page on {url}label  (Ctrl-C stops)")
+    if session.skipped:
+        print(f"skipped {len(session.skipped)} images whose names labels.tsv cannot hold (a tab, a line break, "
+              f"spaces at an end, or a leading '#'): rename them, e.g. {session.skipped[0][:64]!r}")
+    with session:
+        serve(make_wsgi_server(LabelPage(session, retrainer, args.host), args.host, args.port),
+              "labelling page on {url}label  (Ctrl-C stops)")
     return 0
 
 

@@ -67,6 +67,13 @@ class UnsupportedImage(ApiError):
     code = "UnsupportedImage"
 
 
+class Forbidden(ApiError):
+    """A local tool's request that does not come from its own page (Host, Origin, token)."""
+
+    status = 403
+    code = "Forbidden"
+
+
 class NotFound(ApiError):
     status = 404
     code = "NotFound"

@@ -9,6 +9,8 @@ common in real sets.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import subprocess
@@ -26,10 +28,35 @@ if TYPE_CHECKING:
     from captcha_ocr.registry import Model
 
 LABELS_FILE = "labels.tsv"
+LOCK_FILE = ".labels.tsv.lock"  # held (flock) while a session is open; the kernel frees it if the process dies
+# What one line of labels.tsv (`name<TAB>label`) cannot hold: its separator and every character that
+# ends a line for Python's str.splitlines, which the readers of the file use
+LINE_BREAKING = "\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 REVIEW_CONFIDENCE = 0.9  # a labelled image is shown again when the model disagrees this surely
 MIN_LABELS_TO_RETRAIN = 10  # a training run needs a few images to learn from and a few to score on
 
 Reader = Callable[[bytes], tuple[str, float]]  # image bytes -> (text, confidence)
+
+
+class ImageGone(DatasetError):
+    """The image was deleted or moved since the session listed it."""
+
+    status, code = 404, "ImageGone"
+
+
+class LabelsNotSaved(DatasetError):
+    """labels.tsv could not be written (disk full, read-only folder): the answer was not kept."""
+
+    status, code = 507, "LabelsNotSaved"
+
+
+class FolderInUse(DatasetError):
+    """Another labelling session holds the folder: two would overwrite each other's labels."""
+
+
+def holdable(text: str) -> bool:
+    """Whether a name or label survives a round trip through one line of labels.tsv."""
+    return text == text.strip() and not any(c in LINE_BREAKING for c in text)
 
 
 @dataclass(frozen=True)
@@ -79,9 +106,45 @@ class LabelSession:
         if others:
             raise DatasetError(f"{self.folder} keeps its labels in {others[0]}; the labelling page writes "
                                f"{LABELS_FILE}: merge them into one file first")
+        self._lock_file = self._hold(self.folder)
+        try:
+            self._open(read)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _hold(folder: Path):
+        try:
+            lock = open(folder / LOCK_FILE, "a")  # held until close()
+        except OSError as error:
+            raise DatasetError(f"{folder} is not writable ({error.strerror}): labels.tsv could not be saved "
+                               "there") from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise FolderInUse(f"another labelling session is open on {folder}: finish it first") from None
+        return lock
+
+    def close(self) -> None:
+        """Let another session open the folder (also done by the kernel when the process ends)."""
+        if not self._lock_file.closed:
+            self._lock_file.close()
+
+    def __enter__(self) -> LabelSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _open(self, read: Reader) -> None:
         self.labels = read_labels(self.folder)
-        names = sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        names, self.skipped = [], []
+        for path in sorted(self.folder.rglob("*")):
+            if path.is_file() and not path.is_symlink() and path.suffix.lower() in IMAGE_SUFFIXES:
+                name = path.relative_to(self.folder).as_posix()
+                (names if holdable(name) and not name.startswith("#") else self.skipped).append(name)
         if not names:
             raise DatasetError(f"no images in {self.folder}")
         self.total = len(names)
@@ -125,14 +188,23 @@ class LabelSession:
     def answer(self, label: str, name: str | None = None) -> dict[str, Any]:
         """Label the current image; `name`, when given, must be it (a page that is out of date is told so)."""
         label = label.strip()
-        if not label or any(c in label for c in "\t\r\n"):
-            raise DatasetError("a label is one line of text without tabs")
+        if not label or not holdable(label):
+            raise DatasetError("a label is one line of text without tabs or line breaks")
         with self.lock:
             item = self._current()
             if name is not None and name != item.name:
                 raise DatasetError(f"the page shows {name[:64]} but the session is at {item.name[:64]}: reload")
+            before = self.labels.get(item.name)
             self.labels[item.name] = label
-            self._write()
+            try:
+                self._write()
+            except OSError as error:  # nothing is acknowledged that is not on disk
+                if before is None:
+                    del self.labels[item.name]
+                else:
+                    self.labels[item.name] = before
+                raise LabelsNotSaved(f"{LABELS_FILE} could not be written ({error.strerror or error}); "
+                                     "the label was not saved") from None
             self.answered += 1
             self.prefills_right += label == item.prediction
             self.position += 1
@@ -150,10 +222,18 @@ class LabelSession:
             return self._state()
 
     def image(self, name: str) -> bytes:
-        """An image of this session's folder, by the name the page was given (nothing else)."""
-        if name not in {item.name for item in self.queue} and name not in self.labels:
+        """An image of this session's folder, by the name the page was given, and only while it is a
+        file inside the folder (not a link out of it), whatever labels.tsv says."""
+        if name not in {item.name for item in self.queue}:
             raise DatasetError("not an image of this folder")
-        return (self.folder / name).read_bytes()
+        path = self.folder / name
+        try:
+            inside = path.resolve().is_relative_to(self.folder.resolve()) and not path.is_symlink()
+            if not inside or not path.is_file():
+                raise FileNotFoundError(errno.ENOENT, "not a file of the folder")
+            return path.read_bytes()
+        except OSError as error:
+            raise ImageGone(f"{name[:64]} is no longer in the folder ({error.strerror or error})") from None
 
     def _current(self) -> Item:
         if self.position >= len(self.queue):

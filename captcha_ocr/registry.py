@@ -169,10 +169,22 @@ def load_registry(model_dir: Path | None = None, models_dir: Path | None = None)
                                                for folder in other_model_folders(model_dir, models_dir)])
 
 
+def _inside(folder: Path, path: Path) -> Path:
+    """`path`, a plain file of `folder` itself: not a link, not elsewhere (config.py already keeps
+    model_file to a bare file name)."""
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != folder.resolve():
+        raise ConfigError(f"{path.name} in {folder} must be a plain file of that folder, not a link or missing")
+    return path
+
+
 def copy_model(source: Path, target: Path, name: str | None = None) -> ModelConfig:
     """config.json and its served model file (no other file of an export) into `target`, renamed;
-    a file that does not match its config's sha256 is refused."""
+    files outside the export folder (links out of it) and a file that does not match its config's
+    sha256 are refused before anything is written."""
+    source = Path(source)
+    _inside(source, source / CONFIG_FILE)
     config = load_config(source)
+    _inside(source, config.model_path(source))
     actual = file_sha256(config.model_path(source))
     if actual != config.sha256:
         raise ConfigError(f"{config.model_path(source)}: sha256 is {actual}, its config.json says {config.sha256!r}")
@@ -203,12 +215,20 @@ def add_model(export: Path, models_dir: Path, name: str | None = None, replace: 
                           "give another --name, or --replace")
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=models_dir))  # hidden: never served half-copied
+    retired = []
     try:
         copy_model(export, staging, name)
         load_model(staging, named=True)
-        for folder in clashes:
-            shutil.rmtree(folder)
+        for folder in clashes:  # moved aside (hidden), so the new model takes their place in one rename
+            retired.append(Path(tempfile.mkdtemp(prefix=f".{folder.name}-old-", dir=models_dir)) / "model")
+            folder.rename(retired[-1])
         staging.rename(target)
+    except BaseException:
+        for folder, old in zip(clashes, retired):
+            old.rename(folder)  # the models served before are served again
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        for old in retired:
+            shutil.rmtree(old.parent, ignore_errors=True)
     return load_model(target, named=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import secrets
 import signal
+import sys
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
@@ -17,7 +19,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from captcha_ocr import web
-from captcha_ocr.errors import InvalidRequest, NotFound, UserError
+from captcha_ocr.errors import (
+    ApiError,
+    Forbidden,
+    InternalError,
+    InvalidJson,
+    InvalidRequest,
+    NotFound,
+    UnsupportedMediaType,
+    UserError,
+)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_BODY_BYTES = 8_000_000  # above the handler's own limit, so the handler gives the 413
@@ -151,26 +162,62 @@ def serve(server: Any, banner: str) -> None:
         server.close()
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+TOKEN_HEADER = "X-Label-Token"
+_TOKEN_PLACEHOLDER = "__LABEL_TOKEN__"
+
+
 class LabelPage:
-    """The WSGI app of `captcha-ocr label`: the page, the session's state, answers, and its images."""
+    """The WSGI app of `captcha-ocr label`: the page, the session's state, answers, and its images.
+
+    Only its own page may use it. Every request must name this server in its Host header (a page
+    that rebinds its DNS name to 127.0.0.1 still sends its own name), and every write must also
+    come from this server's origin, as JSON (a cross-site form cannot send it), with the token
+    written into the page this server served (a cross-site script cannot read it).
+    """
 
     ACTIONS = {"/label/answer", "/label/skip", "/label/back", "/label/retrain"}
 
-    def __init__(self, session: Any, retrainer: Any = None) -> None:
+    def __init__(self, session: Any, retrainer: Any = None, host: str = "127.0.0.1") -> None:
         self.session = session  # a LabelSession: it locks itself against waitress's threads
         self.retrainer = retrainer  # a labelling.Retrainer, or None: no retraining from the page
+        # the names this server answers to; bound to every interface, it cannot know them: any
+        self.hosts = None if host in WILDCARD_HOSTS else {*LOOPBACK_NAMES, host if ":" not in host else f"[{host}]"}
+        self.token = secrets.token_urlsafe(24)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
         path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
         try:
+            self._check_origin(environ, method)
             reply = self._route(path, method, environ)
-        except (UserError, ValueError) as error:  # a bad label, name or body: the page shows the message
-            reply = _json_reply(400, InvalidRequest(str(error)).body())
+        except ApiError as error:
+            reply = _json_reply(error.status, error.body())
+        except UserError as error:  # a bad label, a name, a file gone, a disk full: the page shows the message
+            status, code = getattr(error, "status", 400), getattr(error, "code", "InvalidRequest")
+            reply = _json_reply(status, {"ok": False, "error": {"code": code, "message": str(error)}})
+        except Exception as error:  # never waitress's plain-text 500
+            print(f"labelling page: {type(error).__name__} on {method} {path[:64]!r}", file=sys.stderr)
+            reply = _json_reply(500, InternalError("internal error").body())
         return _respond(environ, start_response, *reply)
+
+    def _check_origin(self, environ: dict[str, Any], method: str) -> None:
+        host = environ.get("HTTP_HOST", "")
+        name, port = _host_and_port(host)
+        if port != str(environ.get("SERVER_PORT", "")) or (self.hosts is not None and name not in self.hosts):
+            raise Forbidden("this server answers only to its own address (Host header)")
+        if method in ("GET", "HEAD"):
+            return
+        if environ.get("HTTP_ORIGIN") != f"http://{host}":
+            raise Forbidden("writes are accepted only from the labelling page itself (Origin header)")
+        if not secrets.compare_digest(environ.get("HTTP_" + TOKEN_HEADER.upper().replace("-", "_"), ""), self.token):
+            raise Forbidden("the page's token is missing or stale: reload the page")
+        if (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower() != "application/json":
+            raise UnsupportedMediaType("send the body as application/json")
 
     def _route(self, path: str, method: str, environ: dict[str, Any]) -> Reply:
         if method == "GET" and path in ("/", "/label"):
-            page = web.page(web.LABEL_PAGE).encode()
+            page = web.page(web.LABEL_PAGE).replace(_TOKEN_PLACEHOLDER, self.token).encode()
             return 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}, page
         if method == "GET" and path == "/label/image":
             name = parse_qs(environ.get("QUERY_STRING", "")).get("name", [""])[0]
@@ -179,10 +226,12 @@ class LabelPage:
         if (method, path) == ("GET", "/label/state"):
             return _json_reply(200, self._with_retraining(self.session.state()))
         if method == "POST" and path in self.ACTIONS:
-            document = json.loads(_request_body(environ, limit=65_536) or b"{}")
+            document = _json_object(_request_body(environ, limit=65_536))
             if path == "/label/answer":
-                name = document.get("name")
-                state = self.session.answer(str(document.get("label", "")), None if name is None else str(name))
+                name, label = document.get("name"), document.get("label", "")
+                if not isinstance(label, str) or not isinstance(name, (str, type(None))):
+                    raise InvalidRequest('"label" and "name" must be strings')
+                state = self.session.answer(label, name)
             elif path == "/label/retrain":
                 if self.retrainer is None:
                     raise UserError("retraining is off: start captcha-ocr label with the train extra installed")
@@ -195,3 +244,22 @@ class LabelPage:
 
     def _with_retraining(self, state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "retrain": self.retrainer.status if self.retrainer else {"state": "off"}}
+
+
+def _host_and_port(host: str) -> tuple[str, str]:
+    """A Host header's name and port ("[::1]:9001" -> ("[::1]", "9001")); no port means 80."""
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        return name + "]", rest[1:] if rest.startswith(":") else "80"
+    name, _, port = host.partition(":")
+    return name, port or "80"
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        raise InvalidJson("body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidJson("body must be a JSON object")
+    return document

@@ -47,6 +47,7 @@ def test_every_answer_is_written_at_once_and_a_new_session_resumes(tmp_path):
     assert not list(folder.glob(".*partial"))
     items, _ = list_labelled_files(folder)  # training reads the same file
     assert sorted((p.name, label) for p, label in items) == [("one.png", "abce"), ("two.png", "bcde")]
+    session.close()
     resumed = LabelSession(folder, fake_reader)  # a restart: the skipped image, then the disputed label
     assert [(item.name, item.review) for item in resumed.queue] == [("three.png", False), ("one.png", True)]
 
@@ -103,14 +104,19 @@ def label_server(tmp_path):
     servers = []
 
     def start():
-        server = make_wsgi_server(LabelPage(LabelSession(tmp_path, model_reader(model))), "127.0.0.1", 0)
+        for server, session in servers:  # the last one "crashed": its process, and so its lock, are gone
+            server.close()
+            session.close()
+        session = LabelSession(tmp_path, model_reader(model))
+        server = make_wsgi_server(LabelPage(session), "127.0.0.1", 0)
         threading.Thread(target=server.run, daemon=True).start()
-        servers.append(server)
+        servers.append((server, session))
         return f"http://127.0.0.1:{server.effective_port}/label"
 
     yield tmp_path, start
-    for server in servers:
+    for server, session in servers:
         server.close()
+        session.close()
 
 
 @pytest.mark.slow
@@ -200,3 +206,147 @@ def test_retraining_in_the_background_re_ranks_with_the_new_model(tmp_path):
     assert (used[0] / "model_quantized.tflite").is_file()
     state = json.loads((used[0].parent / "state.json").read_text())
     assert state["phase"] == "done" and "self_training" in state  # the unlabelled rest was offered
+
+
+# -- what the labelling server accepts (issue 23): only its own page writes, only its folder is served
+@pytest.fixture
+def served(tmp_path):
+    """A labelling server on loopback over three images, with the page's token; yields (folder, port, token)."""
+    from captcha_ocr.server import LabelPage, make_wsgi_server
+
+    (tmp_path / "captchas").mkdir()
+    folder = folder_of(tmp_path / "captchas", one=b"a", two=b"b", three=b"c")
+    session = LabelSession(folder, fake_reader)
+    page = LabelPage(session)
+    server = make_wsgi_server(page, "127.0.0.1", 0)
+    threading.Thread(target=server.run, daemon=True).start()
+    yield folder, server.effective_port, page.token, session
+    server.close()
+    session.close()
+
+
+def http(port: int, method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, dict | bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Host": f"127.0.0.1:{port}", **{k.replace("_", "-"): v for k, v in headers.items()}}
+    connection.request(method, path, body=body, headers=headers)
+    reply = connection.getresponse()
+    data = reply.read()
+    kind = reply.getheader("Content-Type") or ""
+    return reply.status, json.loads(data) if kind.startswith("application/json") else data
+
+
+def own_page(port: int, token: str) -> dict[str, str]:
+    return {"Origin": f"http://127.0.0.1:{port}", "Content_Type": "application/json", "X_Label_Token": token}
+
+
+def test_the_page_itself_can_answer(served):
+    folder, port, token, _ = served
+    status, state = http(port, "POST", "/label/answer", json.dumps({"label": "bcde", "name": "two.png"}).encode(),
+                         **own_page(port, token))
+    assert status == 200 and state["labelled"] == 1 and read_labels(folder) == {"two.png": "bcde"}
+    status, page = http(port, "GET", "/label")
+    assert status == 200 and token.encode() in page
+
+
+@pytest.mark.parametrize("change", ["cross-site text/plain", "cross-site json", "no token", "stale token",
+                                    "no origin", "form content type"])
+def test_writes_from_anywhere_but_the_page_are_refused(served, change):
+    folder, port, token, _ = served
+    headers = own_page(port, token)
+    if change == "cross-site text/plain":  # what any web page the user visits can send without a preflight
+        headers = {"Origin": "http://evil.example", "Content_Type": "text/plain"}
+    elif change == "cross-site json":
+        headers["Origin"] = "http://evil.example"
+    elif change == "no token":
+        del headers["X_Label_Token"]
+    elif change == "stale token":
+        headers["X_Label_Token"] = "x" * len(token)
+    elif change == "no origin":
+        del headers["Origin"]
+    else:
+        headers["Content_Type"] = "application/x-www-form-urlencoded"
+    for action in ("answer", "skip", "back", "retrain"):
+        status, body = http(port, "POST", f"/label/{action}", b'{"label": "evil"}', **headers)
+        assert status in (403, 415) and body["error"]["code"] in ("Forbidden", "UnsupportedMediaType"), action
+    assert not (folder / LABELS_FILE).exists()
+    assert http(port, "GET", "/label/state")[1]["position"] == 0  # nothing was skipped either
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "localhost.evil:{port}"])
+def test_a_foreign_host_reads_nothing(served, host):
+    _, port, _, _ = served
+    for path in ("/label", "/label/state", "/label/image?name=one.png"):
+        status, body = http(port, "GET", path, Host=host.format(port=port))
+        assert status == 403 and body["error"]["code"] == "Forbidden", path
+    assert http(port, "GET", "/label/image?name=one.png", Host=f"localhost:{port}") == (200, b"a")
+
+
+def test_only_files_inside_the_folder_are_served(served, tmp_path_factory):
+    folder, port, _, _ = served
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "secret.png").write_bytes(b"secret")
+    (folder / "link.png").symlink_to(outside / "secret.png")
+    (folder / LABELS_FILE).write_text(f"../secret.png\tx\n{outside / 'secret.png'}\tx\nlink.png\tx\n")
+    for name in ("../secret.png", str(outside / "secret.png"), "link.png", "%2e%2e/secret.png", "three.png/.."):
+        status, body = http(port, "GET", f"/label/image?name={name}")
+        assert status in (400, 404) and body["error"]["code"] in ("InvalidRequest", "ImageGone"), name
+
+
+def test_a_deleted_image_and_bad_bodies_get_json_errors(served):
+    folder, port, token, _ = served
+    (folder / "one.png").unlink()
+    status, body = http(port, "GET", "/label/image?name=one.png")
+    assert (status, body["error"]["code"]) == (404, "ImageGone")
+    for raw in (b"[]", b"null", b"7", b'"label"', b"{", b'{"label": 5}', b'{"label": "x", "name": []}'):
+        status, body = http(port, "POST", "/label/answer", raw, **own_page(port, token))
+        assert status == 400 and body["error"]["code"] in ("InvalidJson", "InvalidRequest"), raw
+
+
+def test_a_full_disk_is_told_to_the_page_and_nothing_is_acknowledged(served, monkeypatch):
+    import errno
+
+    folder, port, token, session = served
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    status, body = http(port, "POST", "/label/answer", b'{"label": "bcde"}', **own_page(port, token))
+    assert (status, body["error"]["code"]) == (507, "LabelsNotSaved") and "No space" in body["error"]["message"]
+    monkeypatch.undo()
+    assert session.labels == {} and http(port, "GET", "/label/state")[1]["position"] == 0
+
+
+@pytest.mark.parametrize("label", ["ab\u2028cd", "ab\u2029cd", "ab\x0bcd", "ab\x0ccd", "ab\x1ccd", "ab\x1dcd",
+                                   "ab\x1ecd", "ab\x85cd", "ab\rcd"])
+def test_labels_that_labels_tsv_cannot_hold_are_refused(served, label):
+    folder, port, token, _ = served
+    status, body = http(port, "POST", "/label/answer", json.dumps({"label": label}).encode(), **own_page(port, token))
+    assert (status, body["error"]["code"]) == (400, "InvalidRequest")
+    assert not (folder / LABELS_FILE).exists()
+
+
+def test_names_that_labels_tsv_cannot_hold_are_skipped_and_the_rest_keep_their_labels(tmp_path):
+    folder = folder_of(tmp_path, one=b"a", two=b"b")
+    for name in ("tab\there.png", "new\nline.png", "#hash.png", " space.png"):
+        (folder / name).write_bytes(b"c")
+    with LabelSession(folder, fake_reader) as session:
+        assert sorted(session.skipped) == sorted(["tab\there.png", "new\nline.png", "#hash.png", " space.png"])
+        assert {item.name for item in session.queue} == {"one.png", "two.png"}
+        session.answer("bcde")
+        session.answer("abcd")
+    with LabelSession(folder, fake_reader) as resumed:
+        assert read_labels(folder) == {"two.png": "bcde", "one.png": "abcd"} == resumed.labels
+
+
+def test_a_second_session_on_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    from captcha_ocr.labelling import FolderInUse
+
+    folder = folder_of(tmp_path, one=b"a")
+    first = LabelSession(folder, fake_reader)
+    with pytest.raises(FolderInUse):
+        LabelSession(folder, fake_reader)
+    first.close()
+    LabelSession(folder, fake_reader).close()  # free again once the first has closed

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import MODEL_DIR, UPPER, b64, call, encode, get_event, model_variant, post_event
@@ -252,3 +254,48 @@ def test_predict_and_eval_read_with_a_named_model(tmp_path, capsys, fresh_captch
     assert "no model named 'nope'" in capsys.readouterr().err
     assert main(["eval", "--synthetic", "5", "--model", "upper", *args]) == 0
     assert "upper (model_quantized.tflite) on 5 synthetic captchas" in capsys.readouterr().out
+
+
+# -- models add keeps every read inside the export and every write inside the models folder (issue 23)
+def _export_pointing_at(tmp_path: Path, model_file: str) -> Path:
+    export = model_variant(tmp_path / "runs", "export")
+    config = json.loads((export / "config.json").read_text())
+    (export / "config.json").write_text(json.dumps({**config, "model_file": model_file}))
+    return export
+
+
+@pytest.mark.parametrize("model_file", ["../../index.py", "../victim.tflite", "/etc/passwd", "sub/model.tflite",
+                                        "..", ".hidden.tflite", "model.tflite\x00.py"])
+def test_models_add_refuses_a_model_file_outside_the_export(tmp_path, capsys, model_file):
+    victim = tmp_path / "runs" / "victim.tflite"
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"keep me")
+    export = _export_pointing_at(tmp_path, model_file)
+    models = tmp_path / "models"
+    assert main(["models", "add", str(export), "--name", "mysite", "--models-dir", str(models)]) == 1
+    error = capsys.readouterr().err
+    assert "model_file" in error and not re.search(r"[0-9a-f]{64}", error)  # no file's sha256 is told
+    assert victim.read_bytes() == b"keep me" and not (models / "mysite").exists()
+    assert not models.exists() or [p for p in models.iterdir() if not p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("linked", ["config.json", "model_quantized.tflite"])
+def test_models_add_refuses_links_out_of_the_export(tmp_path, capsys, linked):
+    export = model_variant(tmp_path / "runs", "export")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (export / linked).rename(outside / linked)
+    (export / linked).symlink_to(outside / linked)
+    models = tmp_path / "models"
+    assert main(["models", "add", str(export), "--name", "mysite", "--models-dir", str(models)]) == 1
+    assert "link" in capsys.readouterr().err and not (models / "mysite").exists()
+
+
+def test_models_add_replace_swaps_in_one_rename_and_keeps_the_old_model_when_the_new_fails(tmp_path):
+    models = tmp_path / "models"
+    add_model(model_variant(tmp_path / "runs", "first", charset=UPPER), models, "mysite")
+    broken = model_variant(tmp_path / "runs", "broken", height=40)  # does not load in the serving runtime
+    with pytest.raises(ConfigError):
+        add_model(broken, models, "mysite", replace=True)
+    assert load_config(models / "mysite").charset == UPPER
+    assert sorted(p.name for p in models.iterdir()) == ["mysite"]  # no staging or retired folder left
