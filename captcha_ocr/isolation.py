@@ -175,6 +175,7 @@ class _Worker:
             status = 0
             try:
                 parent_end.close()
+                _close_inherited_files(child_end.fileno())
                 _serve(child_end, limits, decode)
             except BaseException:
                 status = 1
@@ -211,6 +212,15 @@ class _Worker:
 
     def stop(self) -> None:
         self._finalizer()
+
+
+def _close_inherited_files(keep: int) -> None:
+    """Every descriptor but stdio and the worker's socket: the parent's sockets and pipes (the
+    runtime's connection, a browser's pipe in tests) must not stay open in the child, or their other
+    ends never see them close."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    os.closerange(3, keep)
+    os.closerange(keep + 1, limit if 0 < limit <= 1 << 20 else 1 << 20)
 
 
 def _stop(pid: int, sock: socket.socket) -> None:
