@@ -33,12 +33,13 @@ BUDGET_SECONDS = 2.0  # per request on a 2-core machine, of the function's 10 s
 # Runs inside the unzipped bundle. The event arrives on stdin, as SCF hands the runtime its event.
 # Decoding runs in the function's worker process (captcha_ocr/isolation.py), so the request's memory
 # is the parent's peak plus what the worker held of its own at its peak. The worker's pool is made
-# again here with the same limits and a decode that also reports, through a pipe, the worker's
-# peak RSS during the job and how much of its memory was its own (private) at the end: its own memory
+# again here with the same limits and a decode that also reports the worker's
+# peak RSS during the job and how much of its memory was its own (private) at the end, in a file (the
+# worker keeps no descriptor of its parent's): its own memory
 # at any moment is at most peak RSS + (private - RSS) at the end (pages only turn private, never
 # back). A worker that died mid-job reports nothing; then its whole peak RSS (RUSAGE_CHILDREN) counts.
 _CHILD = r"""
-import json, os, resource, sys, time
+import json, os, resource, sys, tempfile, time
 sys.path.insert(0, ".")
 
 def memory(pid="self"):
@@ -54,7 +55,7 @@ import index
 cold_start = time.perf_counter() - started
 from captcha_ocr.imaging import preprocess
 from captcha_ocr.isolation import DecoderPool
-report_read, report_write = os.pipe()
+reports_file = os.path.join(tempfile.mkdtemp(prefix="budget-"), "worker.jsonl")
 
 def measured(data, height, width, limits, gray):
     with open("/proc/self/clear_refs", "w") as marks:
@@ -63,7 +64,8 @@ def measured(data, height, width, limits, gray):
         return preprocess(data, height, width, limits, gray)
     finally:
         rss, peak = memory()
-        os.write(report_write, json.dumps({"own_mb": peak + private_mb() - rss}).encode() + b"\n")
+        with open(reports_file, "a") as reports:
+            reports.write(json.dumps({"own_mb": peak + private_mb() - rss}) + "\n")
 
 app = index._app
 app.decoder.close()
@@ -76,11 +78,12 @@ started = time.perf_counter()
 reply = index.main_handler(event, {"request_id": "budget"})
 elapsed = time.perf_counter() - started
 _, peak_mb = memory()
-os.set_blocking(report_read, False)
 try:
-    reports = [json.loads(line) for line in os.read(report_read, 1 << 20).splitlines()]
-except BlockingIOError:
+    reports = [json.loads(line) for line in open(reports_file)]
+    os.remove(reports_file)
+except FileNotFoundError:
     reports = []
+os.rmdir(os.path.dirname(reports_file))
 worker_mb = max([r["own_mb"] for r in reports] or [0.0])
 if app.decoder.restarts:  # a worker was replaced: count the dead one's whole peak
     worker_mb = max(worker_mb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
@@ -147,7 +150,7 @@ def bundle_and_python(bundle_dir: Path | None) -> tuple[Path, str]:
 
 
 def print_markdown(rows: list[dict]) -> None:
-    print("| class | answer | peak RSS MB | above idle MB | seconds |\n| --- | --- | ---: | ---: | ---: |")
+    print("| class | answer | peak MB | above idle MB | seconds |\n| --- | --- | ---: | ---: | ---: |")
     for row in rows:
         answer = f"{row['status']} {row['code'] or ''}".strip()
         print(f"| {row['class']} | {answer} | {row['peak_mb']:.1f} | {row['peak_mb'] - row['idle_mb']:.1f} "

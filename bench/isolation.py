@@ -29,15 +29,15 @@ _CHILD = r"""
 import base64, json, os, statistics, sys, time
 sys.path.insert(0, ".")
 import index
-from captcha_ocr.evaluation import synthetic_samples
+from captcha_ocr.synthetic import synthetic_captcha
 from captcha_ocr.isolation import DecoderPool
 
 requests, rounds = int(sys.argv[1]), int(sys.argv[2])
 app = index._app
 config = app.models.default.config
-samples = synthetic_samples(50, 31337, config.charset, config.lengths)
-events = [{"httpMethod": "GET", "path": "/", "queryString": {"base64Image": base64.b64encode(s.data).decode()}}
-          for s in samples]
+images = [synthetic_captcha(31337 + i, config.charset, config.lengths)[1] for i in range(50)]
+events = [{"httpMethod": "GET", "path": "/", "queryString": {"base64Image": base64.b64encode(png).decode()}}
+          for png in images]
 times = {True: [], False: []}
 for round_ in range(rounds):
     for isolated in (True, False) if round_ % 2 == 0 else (False, True):

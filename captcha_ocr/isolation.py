@@ -50,7 +50,7 @@ from captcha_ocr.imaging import PreparedImage, preprocess
 
 Decode = Callable[[bytes, int, int, Limits, str], PreparedImage]  # imaging.preprocess's signature
 
-_LENGTH = struct.Struct(">I")
+_LENGTHS = struct.Struct(">II")
 _MAX_HEADER_BYTES = 4_096
 _MAX_MESSAGE_CHARS = 300
 # what a worker may answer instead of a tensor: the screen's and the decoder's own client errors
@@ -66,14 +66,35 @@ class _Lost(Exception):
         self.reason, self.timed_out = reason, timed_out
 
 
-# -- framing ------------------------------------------------------------------------------------
+# -- framing: (header length, payload length), the JSON header, the payload -----------------------
 def _send(sock: socket.socket, header: dict[str, Any], payload: bytes | memoryview = b"") -> None:
     encoded = json.dumps(header, separators=(",", ":")).encode()
-    sock.sendall(_LENGTH.pack(len(encoded)) + encoded + _LENGTH.pack(len(payload)))
-    sock.sendall(payload)
+    if len(payload) <= 65_536:  # one write, so a small message crosses in one wake-up of the other side
+        sock.sendall(b"".join((_LENGTHS.pack(len(encoded), len(payload)), encoded, payload)))
+    else:
+        sock.sendall(_LENGTHS.pack(len(encoded), len(payload)) + encoded)
+        sock.sendall(payload)
 
 
-def _receive_exactly(sock: socket.socket, size: int) -> bytearray:
+def _receive(sock: socket.socket, max_payload: int) -> tuple[dict[str, Any], memoryview]:
+    """One message; a header or payload longer than allowed is a protocol error (ValueError)."""
+    first = sock.recv(65_536 + _LENGTHS.size)
+    if len(first) < _LENGTHS.size:
+        first += _receive_exactly(sock, _LENGTHS.size - len(first))
+    header_length, payload_length = _LENGTHS.unpack_from(first)
+    if header_length > _MAX_HEADER_BYTES or payload_length > max_payload:
+        raise ValueError("message too long")
+    total = _LENGTHS.size + header_length + payload_length
+    message = first + _receive_exactly(sock, total - len(first)) if len(first) < total else first
+    if len(message) != total:
+        raise ValueError("more than one message")
+    header = json.loads(message[_LENGTHS.size:_LENGTHS.size + header_length])
+    if not isinstance(header, dict):
+        raise ValueError("header is not an object")
+    return header, memoryview(message)[_LENGTHS.size + header_length:]
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytes:
     buffer, got = bytearray(size), 0
     view = memoryview(buffer)
     while got < size:
@@ -81,19 +102,7 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytearray:
         if count == 0:
             raise EOFError
         got += count
-    return buffer
-
-
-def _receive(sock: socket.socket, max_payload: int) -> tuple[dict[str, Any], bytearray]:
-    """One message; a header or payload longer than allowed is a protocol error (ValueError)."""
-    (header_length,) = _LENGTH.unpack(_receive_exactly(sock, _LENGTH.size))
-    if header_length > _MAX_HEADER_BYTES:
-        raise ValueError("header too long")
-    header = json.loads(_receive_exactly(sock, header_length))
-    (payload_length,) = _LENGTH.unpack(_receive_exactly(sock, _LENGTH.size))
-    if payload_length > max_payload or not isinstance(header, dict):
-        raise ValueError("message too long")
-    return header, _receive_exactly(sock, payload_length)
+    return bytes(buffer)
 
 
 # -- the child ----------------------------------------------------------------------------------
@@ -185,7 +194,7 @@ class _Worker:
         self.pid, self.sock, self.limits = pid, parent_end, limits
         self._finalizer = weakref.finalize(self, _stop, pid, parent_end)
 
-    def run(self, data: bytes, height: int, width: int, gray: str, timeout: float) -> tuple[dict[str, Any], bytearray]:
+    def run(self, data: bytes, height: int, width: int, gray: str, timeout: float) -> tuple[dict[str, Any], memoryview]:
         """Send one job, wait at most `timeout` seconds for its answer; _Lost when there is none."""
         try:
             self.sock.settimeout(timeout)
@@ -317,7 +326,7 @@ class DecoderPool:
                 return
 
 
-def _answer(header: dict[str, Any], payload: bytearray, height: int, width: int) -> PreparedImage | ApiError:
+def _answer(header: dict[str, Any], payload: memoryview, height: int, width: int) -> PreparedImage | ApiError:
     """A worker's answer checked field by field: a tensor of the asked shape, one of its client errors,
     or, for anything else, DecoderCrashed."""
     if header.get("ok") is True:

@@ -96,3 +96,41 @@ def test_a_crashing_decoder_on_the_bundle_costs_one_reply(unzipped_bundle, captc
     text = captcha_sample.text
     assert answers == [(200, text), (415, "UnsupportedImage"), (200, text), (413, "ImageTooComplex"), (200, text),
                        (413, "ImageTooComplex"), (200, text)]
+
+
+_SMALL_CAP_CHILD = r"""
+import base64, dataclasses, json, sys
+sys.path.insert(0, ".")
+import index
+from captcha_ocr.isolation import DecoderPool
+
+app = index._app
+app.decoder.close()
+app.decoder = DecoderPool(dataclasses.replace(app.limits, max_decode_mb=int(sys.argv[1])))
+replies = []
+for value in json.loads(sys.stdin.read()):
+    reply = index.main_handler({"base64Image": value}, None)
+    replies.append([reply["statusCode"], json.loads(reply["body"])])
+print(json.dumps(replies))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cap_mb", [8, 48])
+def test_the_workers_memory_cap_on_the_bundle(unzipped_bundle, captcha_sample, cap_mb):
+    """A cap below what the largest allowed lossless RGBA WebP needs refuses it (a 4xx, the process
+    alive) and still reads a captcha; the shipped cap decodes it. (In a fresh process: the cap
+    bounds the worker's address space, so a parent with much free heap at the fork would blur it.)"""
+    import json
+    import subprocess
+
+    from hostile import webp_lossless_rgba
+
+    root, python = unzipped_bundle
+    values = [b64(webp_lossless_rgba()), b64(captcha_sample.data)]
+    done = subprocess.run([python, "-I", "-S", "-c", _SMALL_CAP_CHILD, str(cap_mb)], cwd=root, capture_output=True,
+                          input=json.dumps(values), text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    (big_status, _), (status, body) = json.loads(done.stdout.strip().splitlines()[-1])
+    assert big_status in ((200,) if cap_mb == 48 else (413, 415))
+    assert (status, body["text"]) == (200, captcha_sample.text)
