@@ -141,8 +141,10 @@ class LabelSession:
     def _open(self, read: Reader) -> None:
         self.labels = read_labels(self.folder)
         names, self.skipped = [], []
+        root = self.folder.resolve()
         for path in sorted(self.folder.rglob("*")):
-            if path.is_file() and not path.is_symlink() and path.suffix.lower() in IMAGE_SUFFIXES:
+            if (path.is_file() and not path.is_symlink() and path.suffix.lower() in IMAGE_SUFFIXES
+                    and path.resolve().is_relative_to(root)):  # nothing through a linked folder either
                 name = path.relative_to(self.folder).as_posix()
                 (names if holdable(name) and not name.startswith("#") else self.skipped).append(name)
         if not names:

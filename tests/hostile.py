@@ -385,7 +385,17 @@ def rotated_captcha_jpeg(captcha_png: bytes, orientation: int) -> bytes:
     return with_segments(encode(image.transpose(stored), "JPEG", quality=95), exif_orientation_app1(orientation))
 
 
-CLASS_COUNT = 99  # the tests are parametrized by index: this says how many there are
+def _class_names() -> tuple[str, ...]:
+    """Every class's name, read from this module's source (the `Case(...)` calls of _builders), so the
+    tests can be parametrized by name without building the corpus at collection."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(_builders))
+    return tuple(node.args[0].value for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and getattr(node.func, "id", "") == "Case")
+
+
 
 
 def cases(captcha_png: bytes, captcha_text: str) -> list[Case]:
@@ -577,3 +587,7 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         lambda: Case("gif with a 1x1 screen and its frame 60000 pixels to the right", get_event(b64(
             gif_frame_outside_screen(64, left=60_000))), 413, "ImageTooLarge"),
     ]
+
+
+CLASS_NAMES = _class_names()  # in the order of cases(); the tests check that the two agree
+CLASS_COUNT = len(CLASS_NAMES)

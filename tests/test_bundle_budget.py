@@ -15,7 +15,7 @@ from conftest import REPO, b64
 
 sys.path.insert(0, str(REPO / "bench"))
 from budget import BUDGET_PEAK_MB, BUDGET_SECONDS, run_in_bundle  # noqa: E402
-from hostile import CLASS_COUNT, Case, cases  # noqa: E402
+from hostile import CLASS_COUNT, CLASS_NAMES, Case, cases  # noqa: E402
 
 MIN_CLASSES = 60
 
@@ -33,10 +33,11 @@ def captcha_sample(fresh_captchas):
 def test_the_corpus_has_every_class_once(hostile_cases):
     names = [case.name for case in hostile_cases]
     assert len(names) == len(set(names)) == CLASS_COUNT >= MIN_CLASSES
+    assert tuple(names) == CLASS_NAMES  # the test ids name the cases they run
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("index", range(CLASS_COUNT))
+@pytest.mark.parametrize("index", range(CLASS_COUNT), ids=CLASS_NAMES)
 def test_hostile_class_on_the_bundle(unzipped_bundle, hostile_cases, captcha_sample, index):
     case = hostile_cases[index]
     root, python = unzipped_bundle

@@ -350,3 +350,15 @@ def test_a_second_session_on_the_same_folder_is_refused_while_the_first_runs(tmp
         LabelSession(folder, fake_reader)
     first.close()
     LabelSession(folder, fake_reader).close()  # free again once the first has closed
+
+
+def test_images_reached_through_links_are_not_listed(tmp_path):
+    (tmp_path / "captchas").mkdir()
+    folder = folder_of(tmp_path / "captchas", one=b"a")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "two.png").write_bytes(b"b")
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+    (folder / "three.png").symlink_to(outside / "two.png")
+    with LabelSession(folder, fake_reader) as session:
+        assert [item.name for item in session.queue] == ["one.png"]
