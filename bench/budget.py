@@ -68,8 +68,8 @@ def measured(data, height, width, limits, gray):
             reports.write(json.dumps({"own_mb": peak + private_mb() - rss}) + "\n")
 
 app = index._app
-app.decoder.close()
-app.decoder = DecoderPool(app.limits, decode=measured)
+app.reader.decoder.close()
+app.reader.decoder = DecoderPool(app.limits, decode=measured)
 event = json.loads(sys.stdin.buffer.read())
 idle_mb, _ = memory()
 with open("/proc/self/clear_refs", "w") as marks:
@@ -85,11 +85,11 @@ except FileNotFoundError:
     reports = []
 os.rmdir(os.path.dirname(reports_file))
 worker_mb = max([r["own_mb"] for r in reports] or [0.0])
-if app.decoder.restarts:  # a worker was replaced: count the dead one's whole peak
+if app.reader.decoder.restarts:  # a worker was replaced: count the dead one's whole peak
     worker_mb = max(worker_mb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 sys.stdout.write("\n" + json.dumps({"reply": reply, "idle_mb": idle_mb, "peak_mb": peak_mb + worker_mb,
                                     "worker_mb": worker_mb, "seconds": elapsed, "cold_start_s": cold_start,
-                                    "restarts": app.decoder.restarts}))
+                                    "restarts": app.reader.decoder.restarts}))
 """
 
 

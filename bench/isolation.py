@@ -41,12 +41,12 @@ events = [{"httpMethod": "GET", "path": "/", "queryString": {"base64Image": base
 times = {True: [], False: []}
 for round_ in range(rounds):
     for isolated in (True, False) if round_ % 2 == 0 else (False, True):
-        app.decoder.isolated = isolated
+        app.reader.decoder.isolated = isolated
         for i in range(requests // rounds):
             started = time.perf_counter()
             index.main_handler(events[i % len(events)], None)
             times[isolated].append(time.perf_counter() - started)
-app.decoder.isolated = True
+app.reader.decoder.isolated = True
 starts, replacements = [], []
 for _ in range(10):
     started = time.perf_counter()
@@ -64,7 +64,7 @@ for _ in range(10):
         pass
     replacements.append(time.perf_counter() - started)
 pool.close()
-(pid,) = app.decoder.pids
+(pid,) = app.reader.decoder.pids
 fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup") if ":" in line)
 private = sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
 print(json.dumps({"isolated_ms": statistics.median(times[True]) * 1000,

@@ -39,6 +39,7 @@ from captcha_ocr.errors import (
 from captcha_ocr.events import Request, integrated_response, parse_event, single_values
 from captcha_ocr.isolation import DecoderPool
 from captcha_ocr.payload import decode_image_base64
+from captcha_ocr.reader import Reader
 from captcha_ocr.registry import Model, Registry, load_registry
 
 log = logging.getLogger("captcha_ocr")
@@ -92,9 +93,9 @@ def add_log_fields(replace: bool = True, **fields: Any) -> None:
 class App:
     def __init__(self, models: Registry, decoder: DecoderPool | None = None) -> None:
         self.models = models
-        self.limits = models.default.config.limits  # one budget for the function: the default model's
-        # image bytes -> tensor in a worker process held to the limits (isolation.py)
-        self.decoder = decoder or DecoderPool(self.limits)
+        # THE way from bytes to a reading, decoding in a worker process held to the limits (isolation.py)
+        self.reader = Reader.from_models(models, decoder or DecoderPool(models.default.config.limits))
+        self.limits = self.reader.limits  # one budget for the function: the default model's
 
     # -- entry -------------------------------------------------------------------------------
     def handle(self, event: object, context: object = None) -> dict[str, Any]:
@@ -223,33 +224,20 @@ class App:
         return value
 
     def _recognize_one(self, data: bytes, named: Model | None, deadline: float) -> dict[str, Any]:
-        model = named or self._model_for_size(data)
-        config = model.config
         try:
-            prepared = self.decoder.prepare(data, config.height, config.width, config.gray, deadline)
+            reading = self.reader.read(data, named, deadline)
         except (DecoderCrashed, DecoderTimedOut) as error:
             add_log_fields(decoder=error.reason)  # its worker was replaced: the log says why, never the image
             raise
-        add_log_fields(replace=False, imageSize="{}x{}".format(*prepared.source_size),
-                       imageFormat=prepared.source_format, model=model.name)  # the first image's, for a batch
-        result = model.recognizer.recognize(prepared.tensor)
+        add_log_fields(replace=False, imageSize="{}x{}".format(*reading.source_size),
+                       imageFormat=reading.source_format, model=reading.model)  # the first image's, for a batch
         return {
             "ok": True,
-            "text": result.text,
-            "confidence": result.confidence,
-            "chars": [{"char": c.char, "confidence": c.confidence} for c in result.chars],
-            "model": model.summary(),
+            "text": reading.text,
+            "confidence": reading.confidence,
+            "chars": [{"char": c.char, "confidence": c.confidence} for c in reading.chars],
+            "model": self.models.named(reading.model).summary(),
         }
-
-    def _model_for_size(self, data: bytes) -> Model:
-        """The one model declaring the image's size, read from its header (budget.screen), else the default."""
-        if not self.models.chooses_by_size:
-            return self.models.default
-        try:
-            size = screen(data, self.limits).size
-        except ApiError:
-            return self.models.default  # preprocess gives the image's own error
-        return self.models.for_size(size)
 
     def _named_model(self, mapping: dict[str, Any]) -> Model | None:
         name = mapping.get(MODEL_KEY)

@@ -97,22 +97,23 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import base64
-
-    from captcha_ocr.app import create_app
+    from captcha_ocr.errors import ApiError
+    from captcha_ocr.reader import Reader
 
     unreadable = [str(path) for path in args.images if not path.is_file()]
     if unreadable:
         raise UserError(f"not an image file: {', '.join(unreadable)}")
-    app = create_app(args.model_dir, args.models_dir)
-    chosen = {"model": _named(app.models, args.model).name} if args.model else {}
+    reader = Reader(args.model_dir, args.models_dir)
+    model = _named(reader.models, args.model) if args.model else None
     failures = 0
     for path in args.images:
-        event = {"base64Image": base64.b64encode(path.read_bytes()).decode(), **chosen}
-        body = json.loads(app.handle(event, None)["body"])
-        failures += not body["ok"]
-        shown = body["text"] if body["ok"] else f"error {body['error']['code']}: {body['error']['message']}"
-        print(f"{path}\t{shown}\t{body.get('confidence', '')}\t{body.get('model', {}).get('name', '')}")
+        try:
+            reading = reader.read(path, model)
+        except ApiError as error:
+            failures += 1
+            print(f"{path}\terror {error.code}: {error.message}\t\t")
+            continue
+        print(f"{path}\t{reading.text}\t{reading.confidence}\t{reading.model}")
     return 1 if failures else 0
 
 

@@ -1,17 +1,23 @@
-"""Client errors: each carries its HTTP status and a machine-readable code for the reply body.
+"""Every error the library raises, under one base class, `CaptchaOcrError`.
 
-`UserError` is the other family: what a person running a command can fix (a bad config, missing
-credentials, a failed deploy step); the CLI prints it as one line and exits 1.
+`ApiError`s are about an image or a request: each carries its HTTP status and a machine-readable
+code for the reply body (the function's replies, and what `Reader.read` raises). `UserError` is the
+other family: what a person running a command can fix (a bad config, missing credentials, a failed
+deploy step); the CLI prints it as one line and exits 1.
 """
 
 from __future__ import annotations
 
 
-class UserError(Exception):
+class CaptchaOcrError(Exception):
+    """The base of every error captcha_ocr raises on purpose: `except CaptchaOcrError` catches them all."""
+
+
+class UserError(CaptchaOcrError):
     """A problem the user can fix; `captcha-ocr` prints the message, not a traceback."""
 
 
-class ApiError(Exception):
+class ApiError(CaptchaOcrError):
     status: int = 400
     code: str = "BadRequest"
 

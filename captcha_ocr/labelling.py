@@ -68,19 +68,19 @@ class Item:
 
 
 def model_reader(model: Model) -> Reader:
-    """A served model as a Reader: the one preprocessing, the recognizer, and "" for unreadable files."""
+    """A served model as a Reader of this page: captcha_ocr.Reader's reading, "" for unreadable files."""
     from captcha_ocr.errors import ApiError
-    from captcha_ocr.imaging import preprocess
+    from captcha_ocr.reader import Reader as ImageReader
+    from captcha_ocr.registry import Registry
 
-    config = model.config
+    reader = ImageReader.from_models(Registry([model]))
 
     def read(data: bytes) -> tuple[str, float]:
         try:
-            tensor = preprocess(data, config.height, config.width, config.limits, config.gray).tensor
+            reading = reader.read(data)
         except ApiError:
             return "", 0.0
-        result = model.recognizer.recognize(tensor)
-        return result.text, result.confidence
+        return reading.text, reading.confidence
 
     return read
 

@@ -71,8 +71,8 @@ def faulty(data, height, width, limits, gray):
         hoard = [bytearray(1 << 20) for _ in range(10_000)]
     return preprocess(data, height, width, limits, gray)
 
-index._app.decoder.close()
-index._app.decoder = DecoderPool(index._app.limits, decode=faulty)
+index._app.reader.decoder.close()
+index._app.reader.decoder = DecoderPool(index._app.limits, decode=faulty)
 replies = []
 for value in json.loads(sys.stdin.read()):
     reply = index.main_handler({"httpMethod": "GET", "path": "/", "queryString": {"base64Image": value}}, None)
@@ -106,8 +106,8 @@ import index
 from captcha_ocr.isolation import DecoderPool
 
 app = index._app
-app.decoder.close()
-app.decoder = DecoderPool(dataclasses.replace(app.limits, max_decode_mb=int(sys.argv[1])))
+app.reader.decoder.close()
+app.reader.decoder = DecoderPool(dataclasses.replace(app.limits, max_decode_mb=int(sys.argv[1])))
 replies = []
 for value in json.loads(sys.stdin.read()):
     reply = index.main_handler({"base64Image": value}, None)

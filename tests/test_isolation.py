@@ -46,11 +46,11 @@ def faulty(data: bytes, height: int, width: int, limits: Limits, gray: str) -> P
 def faulty_app(app) -> App:
     faulty_app = App(app.models, DecoderPool(FAST, decode=faulty))
     yield faulty_app
-    faulty_app.decoder.close()
+    faulty_app.reader.decoder.close()
 
 
 def _pid(app: App) -> int:
-    (pid,) = app.decoder.pids
+    (pid,) = app.reader.decoder.pids
     return pid
 
 
@@ -66,7 +66,7 @@ def test_a_failing_decoder_costs_one_reply_and_the_next_request_is_served(faulty
     monkeypatch.setattr("captcha_ocr.app.log_event", lambda **fields: log.append(fields))
     got_status, body = call(faulty_app, get_event(b64(fault.encode())))
     assert (got_status, body["error"]["code"]) == (status, code)
-    assert faulty_app.decoder.restarts == 1 and _pid(faulty_app) != first
+    assert faulty_app.reader.decoder.restarts == 1 and _pid(faulty_app) != first
     if fault != "hog":  # the worker answers its own MemoryError, then is replaced: nothing was lost
         assert [entry["decoder"] for entry in log if "decoder" in entry] != []
     assert call(faulty_app, get_event(b64(captcha_png)))[1]["text"] == expected  # a fresh worker reads it
@@ -88,7 +88,7 @@ def test_a_batch_has_one_time_budget_not_one_per_image(faulty_app, captcha_png):
     assert [entry["ok"] for entry in body["results"]] == [False] * 5  # the budget went on the first image
     assert {entry["error"]["code"] for entry in body["results"]} == {"ImageTooComplex"}
     assert elapsed < 2 * FAST.max_decode_ms / 1000 + 5
-    assert faulty_app.decoder.restarts == 1
+    assert faulty_app.reader.decoder.restarts == 1
 
 
 def test_a_crash_inside_a_batch_fails_only_its_own_entry(faulty_app, captcha_png):
@@ -145,7 +145,7 @@ def test_concurrent_requests_share_the_workers_safely(app, fresh_captchas):
         thread.start()
     for thread in threads:
         thread.join(60)
-    pool_app.decoder.close()
+    pool_app.reader.decoder.close()
     assert failures == []
 
 

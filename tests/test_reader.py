@@ -1,0 +1,115 @@
+"""captcha_ocr.Reader: the one way from an image to its reading, for Python callers and the handler alike."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+from conftest import MODEL_DIR, UPPER, b64, call, encode, get_event, model_variant
+from PIL import Image
+
+import captcha_ocr
+from captcha_ocr import CaptchaOcrError, ImageTooLarge, PayloadTooLarge, Reader, Reading, UnknownModel, UnsupportedImage
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader()
+
+
+def test_three_lines_read_a_captcha_from_bytes_a_path_and_a_pil_image(reader, fresh_captchas, tmp_path):
+    sample = fresh_captchas[0]
+    path = tmp_path / "captcha.png"
+    path.write_bytes(sample.data)
+    readings = [reader.read(sample.data), reader.read(path), reader.read(str(path)),
+                reader.read(Image.open(io.BytesIO(sample.data))), reader.read(bytearray(sample.data))]
+    assert {reading.text for reading in readings} == {sample.text}
+    reading = readings[0]
+    assert isinstance(reading, Reading) and 0 < reading.confidence <= 1
+    assert "".join(c.char for c in reading.chars) == reading.text
+    assert reading.model == "captcha-ocr-synthetic-v1" and reading.source_size == (160, 60)
+    assert reading.source_format == "PNG"
+
+
+def test_the_reader_reads_what_the_handler_replies(reader, app, fresh_captchas):
+    for sample in fresh_captchas[:10]:
+        reading = reader.read(sample.data)
+        _, body = call(app, get_event(b64(sample.data)))
+        assert (reading.text, reading.confidence) == (body["text"], body["confidence"])
+
+
+@pytest.mark.parametrize("image, error", [
+    (b"not an image", UnsupportedImage),
+    (encode(Image.new("L", (3000, 3000))), ImageTooLarge),
+    (b"\x00" * 2_000_001, PayloadTooLarge),
+    (12345, UnsupportedImage),
+    ("/no/such/file.png", UnsupportedImage),
+])
+def test_bad_images_raise_typed_errors_under_one_base(reader, image, error):
+    with pytest.raises(error) as raised:
+        reader.read(image)
+    assert isinstance(raised.value, CaptchaOcrError) and raised.value.status in (413, 415)
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(reader, tmp_path):
+    big = tmp_path / "big.png"
+    with big.open("wb") as out:
+        out.truncate(50_000_000)  # sparse: reading it would cost 50 MB
+    with pytest.raises(PayloadTooLarge, match="big.png"):
+        reader.read(big)
+
+
+def test_read_many_gives_each_image_its_reading_or_its_error(reader, fresh_captchas):
+    results = reader.read_many([fresh_captchas[0].data, b"junk", fresh_captchas[1].data])
+    assert results[0].text == fresh_captchas[0].text and results[2].text == fresh_captchas[1].text
+    assert isinstance(results[1], UnsupportedImage)
+
+
+def test_a_trained_export_and_a_models_folder(tmp_path, fresh_captchas):
+    sample = fresh_captchas[2]
+    export = model_variant(tmp_path, "upper", charset=UPPER)
+    assert Reader(export).read(sample.data).text == sample.text.upper()
+    both = Reader(MODEL_DIR, tmp_path)
+    assert both.read(sample.data).text == sample.text
+    assert both.read(sample.data, model="upper").text == sample.text.upper()
+    with pytest.raises(UnknownModel):
+        both.read(sample.data, model="nope")
+
+
+def test_an_isolated_reader_decodes_in_a_worker_and_reads_the_same(reader, fresh_captchas):
+    isolated = Reader(isolate=True)
+    try:
+        assert isolated.decoder is not None and isolated.decoder.pids
+        for sample in fresh_captchas[:5]:
+            assert isolated.read(sample.data) == reader.read(sample.data)
+    finally:
+        isolated.close()
+
+
+def test_the_reader_is_thread_safe(reader, fresh_captchas):
+    samples = fresh_captchas[:8]
+    expected = [reader.read(s.data).text for s in samples]
+    failures: list[str] = []
+
+    def work(offset: int) -> None:
+        for round_ in range(10):
+            index = (offset + round_) % len(samples)
+            if reader.read(samples[index].data).text != expected[index]:
+                failures.append(str(index))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+
+
+def test_importing_the_package_loads_no_numpy():
+    import subprocess
+    import sys
+
+    probe = "import sys, captcha_ocr; print('numpy' in sys.modules, captcha_ocr.__version__)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", captcha_ocr.__version__]
