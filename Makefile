@@ -12,12 +12,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.run-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[local]"
+# runtime-pins.txt: the exact serving runtime the tests and the SCF bundle run, as constraints
+$(VENV)/.run-deps: pyproject.toml runtime-pins.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c runtime-pins.txt -e ".[local]"
 	touch $@
 
-$(VENV)/.dev-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
+$(VENV)/.dev-deps: pyproject.toml runtime-pins.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c runtime-pins.txt -e ".[local,dev]"
 	touch $@ $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps

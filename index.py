@@ -1,7 +1,8 @@
 """Tencent SCF entry point, `index.main_handler`: the models load once, at cold start.
 
 CAPTCHA_OCR_MODEL_DIR names the default model's folder (model + config.json; else the shipped
-model); CAPTCHA_OCR_MODELS_DIR (else models/ here) holds more, picked per request by `model`.
+model, captcha_ocr/models/default); CAPTCHA_OCR_MODELS_DIR (else models/ here) holds more, picked
+per request by `model`. The bundle builder copies this file; it is not part of the installed package.
 """
 
 from captcha_ocr.app import configure_logging, create_app

@@ -26,6 +26,7 @@ RESULTS = REPO / "bench" / "results"
 sys.path[:0] = [str(REPO / "tests")]
 
 from captcha_ocr.deploy import bundle as build_bundle  # noqa: E402
+from captcha_ocr.registry import SHIPPED_MODEL_DIR  # noqa: E402
 
 BUDGET_PEAK_MB = 100.0  # of the function's 128 MB: the rest is margin
 BUDGET_SECONDS = 2.0  # per request on a 2-core machine, of the function's 10 s
@@ -132,7 +133,7 @@ def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float =
 
 def unzipped_bundle(out: Path) -> Path:
     """Build the bundle (wheels for Python 3.10, glibc-checked) and unzip it next to the archive."""
-    archive = build_bundle.build(out, "3.10", "2.17", "3.4.19", REPO)
+    archive = build_bundle.build(out, "3.10", "2.17", "3.4.19", SHIPPED_MODEL_DIR)
     target = out / "unzipped"
     shutil.rmtree(target, ignore_errors=True)
     zipfile.ZipFile(archive).extractall(target)
@@ -173,7 +174,7 @@ def main() -> int:
 
     from captcha_ocr.evaluation import synthetic_samples
 
-    config = json.loads((bundle_dir / "config.json").read_text())
+    config = json.loads(bundle_dir.joinpath("captcha_ocr", "models", "default", "config.json").read_text())
     sample = synthetic_samples(1, 424_242, config["charset"], tuple(config["lengths"]))[0]
     rows = []
     print(f"{'class':<52} {'status':>6} {'code':<18} {'peak MB':>8} {'+idle MB':>8} {'seconds':>8}  ok")

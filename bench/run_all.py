@@ -32,6 +32,7 @@ sys.path.insert(0, str(BENCH))
 from captcha_ocr.config import load_config  # noqa: E402
 from captcha_ocr.deploy import bundle as build_bundle  # noqa: E402
 from captcha_ocr.evaluation import synthetic_samples  # noqa: E402
+from captcha_ocr.registry import SHIPPED_MODEL_DIR  # noqa: E402
 
 RESULTS = BENCH / "results"
 VENVS = BENCH / ".venvs"
@@ -90,7 +91,7 @@ def site_packages_mb(python: Path) -> float:
 
 
 def write_images(count: int) -> Path:
-    config = load_config(REPO)
+    config = load_config(SHIPPED_MODEL_DIR)
     folder = BENCH / ".data" / f"eval-{EVAL_SEED}-{count}"
     if not folder.is_dir():
         folder.mkdir(parents=True)
@@ -191,7 +192,7 @@ def main() -> None:
             if name == "ddddocr":
                 command = [python, BENCH / "workers" / "ddddocr_worker.py", images, str(args.calls // 4)]
             else:
-                command = [python, BENCH / "workers" / "ours.py", images, REPO, str(args.calls)]
+                command = [python, BENCH / "workers" / "ours.py", images, SHIPPED_MODEL_DIR, str(args.calls)]
             rounds[name].append(run_json([str(c) for c in command]))
     float_model = run_json([sys.executable, str(BENCH / "workers" / "ours.py"), str(images), str(float_model_dir()),
                             "10"])
@@ -209,7 +210,7 @@ def main() -> None:
         results["latency"][name] = entry
 
     # cold start and peak RSS
-    model = str(REPO / "model_quantized.tflite")
+    model = str(SHIPPED_MODEL_DIR / "model_quantized.tflite")
     fill = {"repo": str(REPO), "image": first_image, "model": model}
     results["cold_start"] = {
         "ours (tflite-runtime)": cold_start(pythons["tflite-runtime 2.14"], COLD_START_SNIPPET["ours"].format(**fill),
@@ -222,10 +223,10 @@ def main() -> None:
     }
 
     # sizes
-    archive = build_bundle.build(BENCH / ".build", "3.10", "2.17", "3.4.19", REPO)
+    archive = build_bundle.build(BENCH / ".build", "3.10", "2.17", "3.4.19", SHIPPED_MODEL_DIR)
     staging = BENCH / ".build" / "scf-python3.10"
     results["sizes_mb"] = {
-        "model_quantized.tflite": (REPO / "model_quantized.tflite").stat().st_size / 2**20,
+        "model_quantized.tflite": (SHIPPED_MODEL_DIR / "model_quantized.tflite").stat().st_size / 2**20,
         "model.tflite (float)": (float_model_dir() / "model.tflite").stat().st_size / 2**20,
         "SCF bundle, zipped": archive.stat().st_size / 2**20,
         "SCF bundle, unzipped": sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()) / 2**20,
@@ -248,8 +249,8 @@ def float_model_dir() -> Path:
 
     folder = BENCH / ".build" / "float-model"
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "model.tflite", folder / "model.tflite")
-    config = json.loads((REPO / "config.json").read_text())
+    shutil.copy(SHIPPED_MODEL_DIR / "model.tflite", folder / "model.tflite")
+    config = json.loads((SHIPPED_MODEL_DIR / "config.json").read_text())
     config.update(model_file="model.tflite", sha256=file_sha256(folder / "model.tflite"))
     (folder / "config.json").write_text(json.dumps(config))
     return folder

@@ -41,7 +41,8 @@ def main() -> None:
     log.setLevel(logging.INFO)
     log.propagate = False
     app = create_app()
-    samples = synthetic_samples(64, 31337, app.config.charset, app.config.lengths)
+    config = app.models.default.config
+    samples = synthetic_samples(64, 31337, config.charset, config.lengths)
     events = [query_event({"base64Image": base64.b64encode(s.data).decode()}) for s in samples]
     events.append(query_event({"base64Image": "@@bad@@"}))  # errors too
     for i in range(args.warmup):

@@ -275,6 +275,7 @@ def _deploy(args: argparse.Namespace) -> int:
         import yaml  # noqa: F401
 
         from captcha_ocr.deploy import REPO, bundle, tencent
+        from captcha_ocr.registry import default_model_dir
     except ImportError as exc:
         raise UserError(f"deploy needs the deploy extra ({exc.name} is missing): pip install -e '.[deploy]'") from exc
 
@@ -289,7 +290,7 @@ def _deploy(args: argparse.Namespace) -> int:
         code = tencent.cos_code(args.cos_bucket, args.cos_object, settings.region)
     else:
         archive = args.bundle or bundle.build(REPO / "build", "3.10", "2.17", "3.4.19",
-                                              args.model_dir or REPO, models_dir=args.models_dir)
+                                              args.model_dir or default_model_dir(), models_dir=args.models_dir)
         zip_bytes = archive.read_bytes()
         names = bundle.bundled_models(zip_bytes)
         print(f"bundle {archive}: {tencent.describe_zip(zip_bytes)}; models: "
@@ -327,10 +328,10 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from captcha_ocr.registry import MODELS_FOLDER, ROOT, add_model, default_models_dir, load_registry
+    from captcha_ocr.registry import MODELS_FOLDER, add_model, default_models_dir, load_registry, models_home
 
     if args.action == "add":
-        models_dir = args.models_dir or default_models_dir() or ROOT / MODELS_FOLDER
+        models_dir = args.models_dir or default_models_dir() or models_home() / MODELS_FOLDER
         model = add_model(args.export, models_dir, args.name, args.replace)
         size_kb = model.config.model_path(model.directory).stat().st_size / 1024
         print(f"added {model.name} to {model.directory} ({model.config.model_file}, {size_kb:.0f} KB); "

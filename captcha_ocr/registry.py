@@ -1,8 +1,10 @@
 """The models one function serves: found and checked at cold start, picked per request.
 
-The default model is the folder in $CAPTCHA_OCR_MODEL_DIR, else the shipped model beside index.py;
-it answers every request that names no model. More models live in a models folder,
-$CAPTCHA_OCR_MODELS_DIR, else `models/` beside index.py when there is one: a subfolder per model
+The default model is the folder in $CAPTCHA_OCR_MODEL_DIR, else the shipped model, package data
+in captcha_ocr/models/default (found the same way in a checkout, a wheel and the SCF bundle); it
+answers every request that names no model. More models live in a models folder,
+$CAPTCHA_OCR_MODELS_DIR, else `models/` beside index.py (a checkout, the bundle) or, for an
+installed package, in the working folder, when there is one: a subfolder per model
 with its config.json and model file, named by its config. A request picks one with `model`, or,
 naming none, gets the one model that declares its image's size (`source_sizes`), else the default.
 
@@ -22,6 +24,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +37,9 @@ if TYPE_CHECKING:  # imported where a model is loaded: the bundle builder copies
 MODEL_DIR_ENV = "CAPTCHA_OCR_MODEL_DIR"
 MODELS_DIR_ENV = "CAPTCHA_OCR_MODELS_DIR"
 MODELS_FOLDER = "models"
-ROOT = Path(__file__).resolve().parent.parent  # where index.py, the shipped model and models/ live
+ROOT = Path(__file__).resolve().parent.parent  # a checkout's or the bundle's root: index.py and models/
+SHIPPED_MODEL_SUBDIR = ("models", "default")  # inside the package
+SHIPPED_MODEL_DIR = Path(os.fspath(resources.files("captcha_ocr").joinpath(*SHIPPED_MODEL_SUBDIR)))
 # a name a query string carries as it is, and a folder name on any file system
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -107,16 +112,23 @@ class Registry:
 
 
 def default_model_dir() -> Path:
-    """$CAPTCHA_OCR_MODEL_DIR, else the shipped model beside index.py."""
-    return Path(os.environ.get(MODEL_DIR_ENV) or ROOT)
+    """$CAPTCHA_OCR_MODEL_DIR, else the shipped model (package data)."""
+    return Path(os.environ.get(MODEL_DIR_ENV) or SHIPPED_MODEL_DIR)
+
+
+def models_home() -> Path:
+    """Where models/ goes by default: beside index.py in a checkout or the bundle; for an installed
+    package (no index.py beside it), the working folder."""
+    return ROOT if (ROOT / "index.py").is_file() else Path.cwd()
 
 
 def default_models_dir() -> Path | None:
-    """$CAPTCHA_OCR_MODELS_DIR, else models/ beside index.py when there is one."""
+    """$CAPTCHA_OCR_MODELS_DIR, else models/ in models_home() when there is one."""
     configured = os.environ.get(MODELS_DIR_ENV)
     if configured:
         return Path(configured)
-    return ROOT / MODELS_FOLDER if (ROOT / MODELS_FOLDER).is_dir() else None
+    folder = models_home() / MODELS_FOLDER
+    return folder if folder.is_dir() else None
 
 
 def check_name(name: str) -> str:

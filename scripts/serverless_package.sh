@@ -44,7 +44,8 @@ assert function["handler"] == "index.main_handler", function
 assert not function.get("events"), "the function deploys alone: API Gateway triggers can no longer be created"
 artifact = service / config["package"]["artifact"]
 names = set(zipfile.ZipFile(artifact).namelist())
-required = {"index.py", "config.json", "model_quantized.tflite", "captcha_ocr/app.py", "captcha_ocr/runtime.py"}
+required = {"index.py", "captcha_ocr/models/default/config.json", "captcha_ocr/models/default/model_quantized.tflite",
+            "captcha_ocr/app.py", "captcha_ocr/runtime.py"}
 missing = required - names
 assert not missing, f"bundle lacks {missing}"
 assert any(n.startswith("numpy/") for n in names) and any(n.startswith("PIL/") for n in names)

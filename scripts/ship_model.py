@@ -4,8 +4,8 @@
     python scripts/ship_model.py runs/shipped
 
 copies export/config.json, the file it serves and export/model.tflite (float, for comparison) to
-the repo root, and saves the best checkpoint's backbone (float16) as the
-starting point of `train --data` (captcha_ocr/training/synthetic_backbone.npz).
+captcha_ocr/models/default (the package data every install reads), and saves the best
+checkpoint's backbone (float16) as the starting point of `train --data` (captcha_ocr/training/synthetic_backbone.npz).
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ def main() -> int:
     import keras
 
     from captcha_ocr.config import load_config
+    from captcha_ocr.registry import SHIPPED_MODEL_DIR
 
     for name in {load_config(run / "export").model_file, "model.tflite", "config.json"}:
-        shutil.copy2(run / "export" / name, REPO / name)
+        shutil.copy2(run / "export" / name, SHIPPED_MODEL_DIR / name)
 
     import captcha_ocr.training.train  # noqa: F401  (registers the CTC loss the checkpoint names)
     from captcha_ocr.training.pretrained import save_backbone
 
     path = save_backbone(keras.models.load_model(run / "checkpoints" / "best.keras"))
-    print(f"shipped {run}/export to {REPO}; backbone {path} ({path.stat().st_size / 1024:.0f} KB)")
+    print(f"shipped {run}/export to {SHIPPED_MODEL_DIR}; backbone {path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
 
 

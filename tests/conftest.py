@@ -20,14 +20,14 @@ from captcha_ocr.config import load_config
 from captcha_ocr.deploy import bundle as build_bundle
 from captcha_ocr.evaluation import Labelled, synthetic_samples
 from captcha_ocr.events import query_event
-from captcha_ocr.registry import MODELS_DIR_ENV, copy_model
+from captcha_ocr.registry import MODELS_DIR_ENV, SHIPPED_MODEL_DIR, copy_model
 from captcha_ocr.server import make_server
 
 REPO = Path(__file__).resolve().parent.parent
 # the tests serve the models they make, never a models/ folder a user keeps in the checkout
 os.environ.setdefault(MODELS_DIR_ENV, tempfile.mkdtemp(prefix="captcha-ocr-no-models-"))
 SHARED_DATASET = REPO.parent / "shared" / "datasets" / "captcha_images_v2"
-MODEL_DIR = Path(os.environ.get("CAPTCHA_OCR_MODEL_DIR") or REPO)
+MODEL_DIR = Path(os.environ.get("CAPTCHA_OCR_MODEL_DIR") or SHIPPED_MODEL_DIR)
 TEST_SEED = 7_000_001  # eval-stream seed used by tests only, never by training
 
 

@@ -19,7 +19,9 @@ from captcha_ocr.evaluation import synthetic_samples
 @pytest.mark.slow
 def test_bundle_holds_only_what_the_function_needs(bundle):
     names = zipfile.ZipFile(bundle).namelist()
-    assert {"index.py", "config.json", "model_quantized.tflite", "captcha_ocr/app.py"} <= set(names)
+    assert {"index.py", "captcha_ocr/models/default/config.json", "captcha_ocr/models/default/model_quantized.tflite",
+            "captcha_ocr/app.py"} <= set(names)
+    assert "captcha_ocr/models/default/model.tflite" not in names  # the float file is for comparison only
     assert any(n.startswith("ai_edge_litert/") for n in names)  # the runtime a glibc-2.17 system can load
     assert not any(n.startswith(("captcha_ocr/training", "tflite_runtime/", "tensorflow/")) for n in names)
     assert not any(n.endswith(".pyc") or "/tests/" in n for n in names)
@@ -29,7 +31,7 @@ def test_bundle_holds_only_what_the_function_needs(bundle):
 @pytest.mark.slow
 def test_bundle_runs_in_the_target_python(unzipped_bundle):
     root, python = unzipped_bundle
-    config = json.loads((root / "config.json").read_text())
+    config = json.loads((root / "captcha_ocr" / "models" / "default" / "config.json").read_text())
     sample = synthetic_samples(1, 515, config["charset"], tuple(config["lengths"]))[0]
     program = (
         "import json, sys; sys.path.insert(0, '.'); import index; "

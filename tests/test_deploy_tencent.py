@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import MODEL_DIR, REPO
 
 from captcha_ocr import cli
 from captcha_ocr.deploy import tencent
@@ -291,8 +291,8 @@ def test_the_plan_names_the_models_the_bundle_serves(fake_scf, tmp_path):
     archive = tmp_path / "bundle.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("index.py", "")
-        bundle.write(REPO / "config.json", "config.json")
-        bundle.writestr("models/mysite/config.json", (REPO / "config.json").read_text().replace(
+        bundle.write(MODEL_DIR / "config.json", "captcha_ocr/models/default/config.json")
+        bundle.writestr("models/mysite/config.json", (MODEL_DIR / "config.json").read_text().replace(
             '"name": "captcha-ocr-synthetic-v1"', '"name": "mysite"'))
     code, out, err = run_deploy(fake_scf, archive, "--dry-run")
     assert code == 0, err

@@ -4,7 +4,7 @@ The recorded figure (2000 fresh captchas) comes from `captcha-ocr eval --synthet
 test is the regression guard on a smaller fresh set.
 """
 
-from conftest import REPO, TEST_SEED
+from conftest import MODEL_DIR, TEST_SEED
 
 from captcha_ocr.app import create_app
 from captcha_ocr.config import load_config
@@ -12,14 +12,14 @@ from captcha_ocr.evaluation import handler_report, synthetic_samples
 
 
 def test_shipped_model_is_small_and_matches_its_config():
-    config = load_config(REPO)
+    config = load_config(MODEL_DIR)
     assert config.model_file == "model_quantized.tflite"
-    assert (REPO / config.model_file).stat().st_size <= 300 * 1024
+    assert (MODEL_DIR / config.model_file).stat().st_size <= 300 * 1024
     assert config.charset == "0123456789abcdefghjkmnpqrstuvwxyz" and config.lengths == (4,)
 
 
 def test_shipped_model_recognises_fresh_captchas_through_the_handler():
-    app = create_app(REPO)
+    app = create_app(MODEL_DIR)
     config = app.models.default.config
     samples = synthetic_samples(400, TEST_SEED + 1, config.charset, config.lengths)
     report = handler_report(app.handle, samples)

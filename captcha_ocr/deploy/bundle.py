@@ -4,7 +4,7 @@ runtime Python, checked against the target's glibc before anything is zipped.
     python scripts/build_bundle.py                      # Python 3.10, glibc 2.17 (SCF's CentOS 7)
     python scripts/build_bundle.py --interpreter tflite-runtime --glibc 2.31 --glibcxx 3.4.28
 
-The wheels are the versions pinned in runtime-pins.txt, the same ones `pip install .` installs, so
+The wheels are the versions pinned in runtime-pins.txt, the constraints `make` installs with, so
 the bundle runs what the tests and the local server run. The function files are what index.py
 imports (`serving_files`), and the build fails if serving imports a package the bundle lacks.
 """
@@ -32,7 +32,14 @@ from elftools.elf.gnuversions import GNUVerNeedSection
 from captcha_ocr.config import CONFIG_FILE, parse_config
 from captcha_ocr.deploy import REPO
 from captcha_ocr.errors import UserError
-from captcha_ocr.registry import MODELS_FOLDER, check_name, copy_model, other_model_folders
+from captcha_ocr.registry import (
+    MODELS_FOLDER,
+    SHIPPED_MODEL_DIR,
+    SHIPPED_MODEL_SUBDIR,
+    check_name,
+    copy_model,
+    other_model_folders,
+)
 
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64")
 # Never imported by the handler: test suites, headers, scripts, typing stubs, bytecode.
@@ -109,7 +116,7 @@ INTERPRETERS = ("ai-edge-litert", "tflite-runtime")
 
 
 def runtime_pins(interpreter: str = "ai-edge-litert") -> list[str]:
-    """The serving runtime pinned in runtime-pins.txt, the list `pip install .` reads too; with
+    """The serving runtime pinned in runtime-pins.txt, the constraints `make` installs with; with
     tflite-runtime (glibc >= 2.29 only), the interpreter swapped for pyproject's [tflite] extra."""
     pins = [line.split("#")[0].strip() for line in PINS_FILE.read_text().splitlines()]
     pins = [pin for pin in pins if pin]
@@ -168,8 +175,9 @@ def install_wheels(target: Path, python: str, requirements: list[str]) -> None:
 
 
 def copy_function(target: Path, model_dir: Path, models_dir: Path | None) -> None:
-    """The serving modules, the default model at the root, and each model of models_dir in
-    models/NAME: where the handler looks for them (registry)."""
+    """The serving modules, the default model where the package keeps its shipped one
+    (captcha_ocr/models/default), and each model of models_dir in models/NAME: where the handler
+    looks for them (registry)."""
     files, packages = serving_files()
     for relative in files:
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +185,7 @@ def copy_function(target: Path, model_dir: Path, models_dir: Path | None) -> Non
     missing = sorted(name for name in packages if not (target / name).exists())
     if missing:
         raise BundleError(f"serving imports {', '.join(missing)}, which the bundle does not hold")
-    copy_model(model_dir, target)
+    copy_model(model_dir, target.joinpath("captcha_ocr", *SHIPPED_MODEL_SUBDIR))
     for folder in other_model_folders(model_dir, models_dir):
         check_name(copy_model(folder, target / MODELS_FOLDER / folder.name).name)
 
@@ -219,10 +227,12 @@ def check_needed_libraries(root: Path) -> list[str]:
 
 def bundled_models(archive: bytes) -> list[str]:
     """The names of the models a bundle serves, the default first (from its config.json files)."""
+    default = "/".join(("captcha_ocr", *SHIPPED_MODEL_SUBDIR, CONFIG_FILE))
     with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
-        configs = [name for name in bundle.namelist()
-                   if name == CONFIG_FILE or re.fullmatch(rf"{MODELS_FOLDER}/[^/]+/{CONFIG_FILE}", name)]
-        return [parse_config(json.loads(bundle.read(name))).name for name in sorted(configs, key=len)]
+        names = bundle.namelist()
+        configs = [default] if default in names else []
+        configs += sorted(name for name in names if re.fullmatch(rf"{MODELS_FOLDER}/[^/]+/{CONFIG_FILE}", name))
+        return [parse_config(json.loads(bundle.read(name))).name for name in configs]
 
 
 def write_zip(source: Path, archive: Path) -> None:
@@ -267,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default="3.10", help="SCF runtime Python version (default 3.10)")
     parser.add_argument("--glibc", default="2.17", help="newest GLIBC_ version the runtime has (default 2.17)")
     parser.add_argument("--glibcxx", default="3.4.19", help="newest GLIBCXX_ version (default 3.4.19)")
-    parser.add_argument("--model-dir", type=Path, default=REPO, help="folder with config.json + model: the default")
+    parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL_DIR,
+                        help="folder with config.json + model: the default (default: the shipped model)")
     parser.add_argument("--models-dir", type=Path, help="folder of more models, one subfolder each "
                         "(default: $CAPTCHA_OCR_MODELS_DIR, else models/ when there is one)")
     parser.add_argument("--out", type=Path, default=REPO / "build", help="output folder (default build/)")
