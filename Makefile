@@ -6,7 +6,7 @@ VENV ?= .venv
 PORT ?= 9000
 BIN := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(VENV)/.dev-deps
 
 bench: $(VENV)/.dev-deps
 	$(BIN)/python bench/run_all.py
+
+# seconds: tiny counts, this venv only, results in build/bench-quick (the tests run the same)
+bench-quick: $(VENV)/.dev-deps
+	$(BIN)/python bench/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

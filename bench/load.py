@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from captcha_ocr.app import default_model_dir
 from captcha_ocr.config import load_config
 from captcha_ocr.evaluation import latency_summary, synthetic_samples
+from captcha_ocr.registry import default_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HOST = "127.0.0.1"

@@ -32,6 +32,7 @@ from hostile import cases  # noqa: E402
 
 from captcha_ocr.config import load_config  # noqa: E402
 from captcha_ocr.evaluation import synthetic_samples  # noqa: E402
+from captcha_ocr.registry import SHIPPED_MODEL_SUBDIR  # noqa: E402
 
 COUNTS = (1, 3, 10)  # models served, the default included
 WORST_CLASS = "largest allowed lossless rgba webp"
@@ -60,9 +61,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, help="an unzipped bundle (default: build one under build/budget)")
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per figure (default 5)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where models.json goes (default bench/results)")
     args = parser.parse_args()
     bundle_dir, python = bundle_and_python(args.bundle)
-    config = load_config(bundle_dir)
+    config = load_config(bundle_dir.joinpath("captcha_ocr", *SHIPPED_MODEL_SUBDIR))
     sample = synthetic_samples(1, 424_242, config.charset, config.lengths)[0]
     worst_event = next(case.event for case in cases(sample.data, sample.text) if case.name == WORST_CLASS)
     rows = [measure(bundle_dir, python, count, args.repeats, sample, worst_event) for count in COUNTS]
@@ -75,8 +77,8 @@ def main() -> int:
     print(f"\neach model beyond the first: {(last['idle_mb'] - first['idle_mb']) / extra:.2f} MB idle, "
           f"{(last['cold_start_s'] - first['cold_start_s']) * 1000 / extra:.1f} ms of cold start; "
           f"budget {BUDGET_PEAK_MB:.0f} MB peak; medians of {args.repeats} fresh processes")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "models.json").write_text(json.dumps(rows, indent=1) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "models.json").write_text(json.dumps(rows, indent=1) + "\n")
     return 0 if all(row["worst_peak_mb"] <= BUDGET_PEAK_MB for row in rows) else 1
 
 

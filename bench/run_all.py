@@ -3,7 +3,8 @@
 JSON and PNG plots in bench/results/.
 
     .venv/bin/python bench/run_all.py                # everything (about 10 minutes on 2 cores)
-    .venv/bin/python bench/run_all.py --quick        # fewer images and calls, for a smoke run
+    .venv/bin/python bench/run_all.py --quick        # seconds: tiny counts, this venv only, results to
+                                                     # build/bench-quick (the tests run it, so it cannot rot)
 
 Each runtime and each peer runs in its own virtual environment under bench/.venvs (created on
 first use from PyPI), so no peer becomes a project dependency. Latency is measured in fresh worker
@@ -139,7 +140,7 @@ def table(title: str, header: list[str], rows: list[list]) -> str:
     return "\n".join([f"\n{title}", line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def plot(results: dict) -> None:
+def plot(results: dict, results_dir: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,7 +164,7 @@ def plot(results: dict) -> None:
     axes[2].set_title("Peak resident memory (VmHWM)")
     axes[2].legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(RESULTS / "benchmarks.png", dpi=110)
+    figure.savefig(results_dir / "benchmarks.png", dpi=110)
 
 
 def main() -> None:
@@ -173,20 +174,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of the latency runs")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--load-requests", type=int, default=5000)
-    parser.add_argument("--quick", action="store_true", help="200 images, 300 calls, 1 round, 2 cold starts")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run in seconds: 40 images, 40 calls, 1 round, 1 cold start, 100 requests of "
+                             "load, this venv alone (no peers' venvs), results in build/bench-quick")
+    parser.add_argument("--out", type=Path, help="where the JSON and the plot go (default bench/results)")
     args = parser.parse_args()
+    results_dir = args.out or (REPO / "build" / "bench-quick" if args.quick else RESULTS)
     if args.quick:
-        args.images, args.calls, args.rounds, args.cold_runs, args.load_requests = 200, 300, 1, 2, 500
+        args.images, args.calls, args.rounds, args.cold_runs, args.load_requests = 40, 40, 1, 1, 100
+        pythons = {"ours (this venv)": Path(sys.executable)}
+    else:
+        pythons = {name: environment(name) for name in ENVIRONMENTS}
 
-    RESULTS.mkdir(exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
     images = write_images(args.images)
     first_image = str(sorted(images.glob("*.png"))[0])
-    pythons = {name: environment(name) for name in ENVIRONMENTS}
     results: dict = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
                      "images": args.images, "eval_seed": EVAL_SEED}
 
     # accuracy and latency, runtimes interleaved per round
-    rounds: dict[str, list[dict]] = {name: [] for name in ENVIRONMENTS}
+    rounds: dict[str, list[dict]] = {name: [] for name in pythons}
     for _ in range(args.rounds):
         for name, python in pythons.items():
             if name == "ddddocr":
@@ -196,9 +203,11 @@ def main() -> None:
             rounds[name].append(run_json([str(c) for c in command]))
     float_model = run_json([sys.executable, str(BENCH / "workers" / "ours.py"), str(images), str(float_model_dir()),
                             "10"])
-    results["accuracy"] = {"ours int8 (model_quantized.tflite)": rounds["tflite-runtime 2.14"][0]["accuracy"],
-                           "ours float32 (model.tflite)": float_model["accuracy"],
-                           "ddddocr 1.6.1 (case-insensitive)": rounds["ddddocr"][0]["accuracy"]}
+    ours = [name for name in pythons if name != "ddddocr"]
+    results["accuracy"] = {"ours int8 (model_quantized.tflite)": rounds[ours[0]][0]["accuracy"],
+                           "ours float32 (model.tflite)": float_model["accuracy"]}
+    if "ddddocr" in rounds:
+        results["accuracy"]["ddddocr 1.6.1 (case-insensitive)"] = rounds["ddddocr"][0]["accuracy"]
     results["latency"] = {}
     for name, measured in rounds.items():
         entry = {"handler_median_ms": median_of(measured, "handler", "median_ms"),
@@ -206,21 +215,22 @@ def main() -> None:
                  "runtime_version": measured[0]["runtime_version"]}
         if name != "ddddocr":
             entry.update(inference_median_ms=median_of(measured, "inference", "median_ms"),
-                         inference_p99_ms=median_of(measured, "inference", "p99_ms"))
+                         inference_p99_ms=median_of(measured, "inference", "p99_ms"),
+                         reader_median_ms=median_of(measured, "reader", "median_ms"))
         results["latency"][name] = entry
 
     # cold start and peak RSS
     model = str(SHIPPED_MODEL_DIR / "model_quantized.tflite")
     fill = {"repo": str(REPO), "image": first_image, "model": model}
-    results["cold_start"] = {
-        "ours (tflite-runtime)": cold_start(pythons["tflite-runtime 2.14"], COLD_START_SNIPPET["ours"].format(**fill),
-                                            args.cold_runs),
-        "ours (ai-edge-litert 1.2)": cold_start(pythons["ai-edge-litert 1.2 (pinned)"],
-                                                COLD_START_SNIPPET["ours"].format(**fill), args.cold_runs),
-        "full TensorFlow tf.lite": cold_start(Path(sys.executable), COLD_START_SNIPPET["tensorflow"].format(**fill),
-                                              args.cold_runs),
-        "ddddocr": cold_start(pythons["ddddocr"], COLD_START_SNIPPET["ddddocr"].format(**fill), args.cold_runs),
-    }
+    cold_variants = {"ours (tflite-runtime)": "tflite-runtime 2.14", "ours (ai-edge-litert 1.2)":
+                     "ai-edge-litert 1.2 (pinned)", "ours (this venv)": "ours (this venv)"}
+    results["cold_start"] = {label: cold_start(pythons[name], COLD_START_SNIPPET["ours"].format(**fill), args.cold_runs)
+                             for label, name in cold_variants.items() if name in pythons}
+    results["cold_start"]["full TensorFlow tf.lite"] = cold_start(
+        Path(sys.executable), COLD_START_SNIPPET["tensorflow"].format(**fill), args.cold_runs)
+    if "ddddocr" in pythons:
+        results["cold_start"]["ddddocr"] = cold_start(pythons["ddddocr"], COLD_START_SNIPPET["ddddocr"].format(**fill),
+                                                      args.cold_runs)
 
     # sizes
     archive = build_bundle.build(BENCH / ".build", "3.10", "2.17", "3.4.19", SHIPPED_MODEL_DIR)
@@ -238,9 +248,9 @@ def main() -> None:
 
     results["load"] = load.measure(args.load_requests, 32, 300)
 
-    (RESULTS / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results)
-    print_report(results)
+    (results_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, results_dir)
+    print_report(results, results_dir)
 
 
 def float_model_dir() -> Path:
@@ -263,23 +273,24 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def print_report(results: dict) -> None:
+def print_report(results: dict, results_dir: Path) -> None:
     machine = results["machine"]
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}")
     print(table(f"Accuracy on {results['images']} fresh captchas (eval seed {results['eval_seed']})",
                 ["model", "full-sequence accuracy"],
                 [[name, f"{value * 100:.2f}%"] for name, value in results["accuracy"].items()]))
     latency = results["latency"]
-    ddddocr = latency["ddddocr"]["handler_median_ms"]
+    ddddocr = latency.get("ddddocr", {}).get("handler_median_ms")
     rows = []
     for name, entry in latency.items():
         inference = entry.get("inference_median_ms")
         rows.append([f"{name} ({entry['runtime_version']})",
                      f"{inference:.3f} / {entry['inference_p99_ms']:.3f}" if inference else "-",
+                     f"{entry['reader_median_ms']:.3f}" if inference else "-",
                      f"{entry['handler_median_ms']:.3f} / {entry['handler_p99_ms']:.3f}",
-                     f"{ddddocr / entry['handler_median_ms']:.1f}x"])
+                     f"{ddddocr / entry['handler_median_ms']:.1f}x" if ddddocr else "-"])
     print(table("Latency per image, one thread, warm (median / p99 ms; median of rounds)",
-                ["runtime", "inference", "base64 -> reply", "vs ddddocr"], rows))
+                ["runtime", "inference", "Reader.read", "base64 -> reply", "vs ddddocr"], rows))
     print(table("Cold start: fresh process to first reply (median)", ["variant", "seconds", "peak RSS MB"],
                 [[n, f"{c['seconds']:.3f}", f"{c['peak_rss_mb']:.1f}"] for n, c in results["cold_start"].items()]))
     print(table("Sizes", ["artifact", "MB"], [[n, f"{v:.2f}"] for n, v in results["sizes_mb"].items()]))
@@ -287,7 +298,7 @@ def print_report(results: dict) -> None:
     print(table("Local server under load (loopback, 32 clients)", ["requests", "req/s", "p50 ms", "p99 ms", "errors"],
                 [[load_result["requests"], f"{load_result['throughput_rps']:.0f}", f"{load_result['p50_ms']:.1f}",
                   f"{load_result['p99_ms']:.1f}", load_result["errors"]]]))
-    print(f"\nJSON: {RESULTS / 'benchmarks.json'}, plot: {RESULTS / 'benchmarks.png'}")
+    print(f"\nJSON: {results_dir / 'benchmarks.json'}, plot: {results_dir / 'benchmarks.png'}")
 
 
 if __name__ == "__main__":

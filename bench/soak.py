@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where soak.json goes (default bench/results)")
     args = parser.parse_args()
 
     log.addHandler(logging.StreamHandler(open(os.devnull, "w")))
@@ -70,8 +71,8 @@ def main() -> None:
     drift = rows[-1]["median_ms"] / rows[0]["median_ms"]
     print(f"\n{args.calls} calls in {wall:.1f} s; RSS growth from the first to the last tenth: {growth:+.2f} MB; "
           f"median latency last/first tenth: {drift:.3f}x")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "soak.json").write_text(json.dumps({"calls": args.calls, "wall_s": wall, "rss_growth_mb": growth,
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "soak.json").write_text(json.dumps({"calls": args.calls, "wall_s": wall, "rss_growth_mb": growth,
                                                    "latency_drift": drift, "tenths": rows}, indent=2) + "\n")
 
 

@@ -1,0 +1,53 @@
+"""Benchmarks that cannot rot: each one runs here in a quick form (tiny counts, results in a temporary
+folder, never over bench/results), so a benchmark that no longer runs fails the suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+BENCH = REPO / "bench"
+SCRIPTS = sorted(path.name for path in BENCH.glob("*.py"))
+
+
+def bench(*args: str, timeout: int = 600) -> str:
+    done = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, f"{args[:2]}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_imports_and_parses_its_arguments(script):
+    assert "usage" in bench(BENCH / script, "--help")
+
+
+@pytest.mark.slow
+def test_run_all_quick(tmp_path):
+    out = bench(BENCH / "run_all.py", "--quick", "--out", tmp_path)
+    results = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert results["accuracy"]["ours int8 (model_quantized.tflite)"] >= 0.9  # the shipped model reads its style
+    (ours,) = [entry for name, entry in results["latency"].items() if name.startswith("ours")]
+    assert 0 < ours["inference_median_ms"] < ours["handler_median_ms"]
+    assert results["load"]["errors"] == 0 and (tmp_path / "benchmarks.png").is_file()
+    assert "Reader.read" in out
+
+
+@pytest.mark.slow
+def test_soak_quick(tmp_path):
+    bench(BENCH / "soak.py", "--calls", "300", "--warmup", "10", "--out", tmp_path)
+    assert json.loads((tmp_path / "soak.json").read_text())["calls"] == 300
+
+
+@pytest.mark.slow
+def test_bundle_benchmarks_quick(bundle, unzipped_bundle, tmp_path):
+    root, _ = unzipped_bundle
+    assert "the worker's cost per request" in bench(BENCH / "isolation.py", "--quick", "--bundle", root)
+    assert "1 classes" in bench(BENCH / "budget.py", "--bundle", root, "--only", "svg")
+    bench(BENCH / "models.py", "--bundle", root, "--repeats", "1", "--out", tmp_path)
+    assert [row["models"] for row in json.loads((tmp_path / "models.json").read_text())] == [1, 3, 10]
+    assert "cold start, median of 1" in bench(BENCH / "bundle.py", bundle, "--runs", "1")
