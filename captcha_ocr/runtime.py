@@ -140,22 +140,33 @@ def best_path_of_length(log_probs: np.ndarray, blank: int, lengths: tuple[int, .
 
 
 def sequence_probability(log_probs: np.ndarray, labels: list[int], blank: int) -> float:
-    """P(labels | image) summed over every CTC alignment (the forward algorithm, in log space)."""
+    """P(labels | image) summed over every CTC alignment: the forward algorithm, as a product of
+    per-frame transition matrices reduced pairwise (a handful of batched matrix products instead of
+    a Python loop over frames: this runs on every request), rescaled at each level so no product
+    underflows."""
     extended = np.full(2 * len(labels) + 1, blank)
     extended[1::2] = labels
-    # a state may skip the blank before it unless it repeats the label two states back
-    skip = np.zeros(len(extended), dtype=bool)
-    skip[2:] = (extended[2:] != blank) & (extended[2:] != extended[:-2])
-    emissions = log_probs[:, extended]
-    alpha = np.full(len(extended), -np.inf)
-    alpha[: min(2, len(extended))] = emissions[0, :2]
-    for frame in range(1, len(emissions)):
-        previous = alpha
-        alpha = previous.copy()
-        alpha[1:] = np.logaddexp(alpha[1:], previous[:-1])
-        alpha[2:] = np.where(skip[2:], np.logaddexp(alpha[2:], previous[:-2]), alpha[2:])
-        alpha += emissions[frame]
-    return float(np.exp(np.logaddexp(alpha[-1], alpha[-2]) if len(extended) > 1 else alpha[-1]))
+    states = len(extended)
+    # state i may stay, step to i + 1, or skip the blank between two different labels to i + 2
+    moves = np.eye(states) + np.eye(states, k=1)
+    skip = (extended[2:] != blank) & (extended[2:] != extended[:-2])
+    moves[np.arange(states - 2)[skip], np.arange(2, states)[skip]] = 1.0
+    emissions = np.exp(log_probs[:, extended])  # (frames, states)
+    start = np.zeros(states)
+    start[: min(2, states)] = emissions[0, :2]
+    matrices = moves[None, :, :] * emissions[1:, None, :]  # frame t: alpha_t = alpha_{t-1} @ matrices[t - 1]
+    log_scale = 0.0
+    while len(matrices) > 1:
+        if len(matrices) % 2:
+            matrices = np.concatenate([matrices, np.eye(states)[None]])
+        matrices = matrices[0::2] @ matrices[1::2]
+        scale = matrices.max(axis=(1, 2))
+        scale[scale == 0] = 1.0
+        matrices /= scale[:, None, None]
+        log_scale += float(np.log(scale).sum())
+    alpha = start @ matrices[0] if len(matrices) else start
+    total = alpha[-1] + (alpha[-2] if states > 1 else 0.0)
+    return float(np.exp(np.log(total) + log_scale)) if total > 0 else 0.0
 
 
 def decode_logits(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> Recognition:
