@@ -67,6 +67,9 @@ def test_tiny_training_run_exports_models_the_serving_runtime_loads(tmp_path):
     result = train_cli(tmp_path / "run", "--epochs", "1")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "model_quantized.tflite" in result.stdout and "size (KB)" in result.stdout
+    assert "\x1b" not in result.stdout + result.stderr and "\r" not in result.stdout  # a log, not a terminal
+    assert sum("held-out full-sequence accuracy" in line for line in result.stdout.splitlines()) == 1
+    assert sum("/step" in line for line in result.stdout.splitlines()) == 1  # Keras: a line per epoch, not per step
     export = tmp_path / "run" / "export"
     config = json.loads((export / "config.json").read_text())
     sizes = {name: row["bytes"] for name, row in config["metrics"]["export"].items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -86,7 +87,8 @@ def synthetic_dataset(
     chunks = range((count + CHUNK - 1) // CHUNK)
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(tqdm(pool.map(job, chunks), total=len(chunks), desc=f"generating {purpose}", unit="k img"))
+        parts = list(tqdm(pool.map(job, chunks), total=len(chunks), desc=f"generating {purpose}", unit="k img",
+                          disable=not sys.stderr.isatty()))  # a log file gets no progress bar
     dataset = Dataset(np.concatenate([p[0] for p in parts]), [t for p in parts for t in p[1]])
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

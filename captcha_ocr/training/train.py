@@ -14,6 +14,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,12 @@ FINAL_SHARE = 0.02  # of the peak, the least a time-limited fit's learning rate 
 # the plateau did so within 700 steps (BENCHMARKS.md, ablations).
 PLATEAU_STEPS = 1000
 MAX_RESTARTS = 3
+
+# A terminal gets Keras's progress bar; a log file or a pipe (a background run, CI) one line per
+# epoch with no escape codes or carriage returns
+ON_TERMINAL = sys.stdout.isatty()
+KERAS_VERBOSITY = 1 if ON_TERMINAL else 2
+NEW_LINE_AFTER_BAR = "\n" if ON_TERMINAL else ""
 
 
 @keras.saving.register_keras_serializable(package="captcha_ocr")
@@ -129,7 +136,7 @@ class Checkpointer(keras.callbacks.Callback):
                   "val_accuracy": accuracy, "elapsed_s": round(elapsed, 1), "phase": self.state["phase"]}
         self.state["history"].append(record)
         self.state.update(epoch=epoch + 1, elapsed_s=elapsed)
-        print(f"\nepoch {epoch + 1}: held-out full-sequence accuracy {accuracy:.4f} "
+        print(f"{NEW_LINE_AFTER_BAR}epoch {epoch + 1}: held-out full-sequence accuracy {accuracy:.4f} "
               f"({len(self.validation)} images), {elapsed / 60:.1f} min so far", flush=True)
         _save_atomically(self.model, self.checkpoints / "last.keras")
         if keeps(self.state, accuracy, len(self.validation)):
@@ -480,7 +487,7 @@ def _fit(settings: TrainSettings, trainer: keras.Model, model: keras.Model, trai
     if time_limit_s:
         callbacks.insert(0, BudgetCosine(peak_learning_rate, state, last_epoch, time_limit_s, warmup))
     trainer.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=until_epoch or last_epoch,
-                initial_epoch=state["epoch"], shuffle=True, verbose=1, callbacks=callbacks)
+                initial_epoch=state["epoch"], shuffle=True, verbose=KERAS_VERBOSITY, callbacks=callbacks)
 
 
 def describe_device() -> str:
