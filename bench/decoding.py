@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def measure(run: Path, test: Path) -> dict:
     from learning_curve import test_logits
 
-    from captcha_ocr.runtime import decode_logits
+    from captcha_ocr.decoding import decode_logits
 
     settings, _, texts, logits = test_logits(run, test)
     greedy = [decode_logits(frame_logits, settings.charset).text for frame_logits in logits]

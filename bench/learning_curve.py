@@ -116,7 +116,7 @@ def test_logits(run: Path, test: Path):
 def score(run: Path, test: Path) -> dict:
     """A finished run's best model on the test folder, greedy and with the seen lengths, and what
     its state.json says of the run."""
-    from captcha_ocr.runtime import decode_logits
+    from captcha_ocr.decoding import decode_logits
 
     settings, model, texts, logits = test_logits(run, test)
     greedy = [decode_logits(frame, settings.charset).text for frame in logits]

@@ -21,6 +21,14 @@ SCHEMA_VERSION = 1
 # darkest of R, G and B (any saturated ink turns dark, so pale yellow or green text stays visible);
 # or the one channel with the widest spread in each image
 GRAY_MODES = ("luminance", "darkest", "max_contrast")
+
+
+def blank_index(charset: str) -> int:
+    """The CTC blank, part of the model contract (config.json's decoding.blank_index): the class after
+    the last character. Its one definition: training, decoding and serving read it from here."""
+    return len(charset)
+
+
 # a model file is named inside its own folder: no path, so a config.json can never point elsewhere
 MODEL_FILE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -74,12 +82,11 @@ class ModelConfig:
 
     @property
     def blank_index(self) -> int:
-        """CTC blank is the class after the last character."""
-        return len(self.charset)
+        return blank_index(self.charset)
 
     @property
     def num_classes(self) -> int:
-        return len(self.charset) + 1
+        return blank_index(self.charset) + 1
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -142,7 +149,7 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
     decoding = _require(data, "decoding", dict)
     if decoding.get("type") != "ctc_greedy":
         raise ConfigError("config.json: only decoding.type 'ctc_greedy' is supported")
-    if decoding.get("blank_index", len(charset)) != len(charset):
+    if decoding.get("blank_index", blank_index(charset)) != blank_index(charset):
         raise ConfigError("config.json: decoding.blank_index must equal len(charset)")
     sizes = data.get("source_sizes", [])
     if not isinstance(sizes, list) or not all(_is_size(size) for size in sizes):

@@ -36,5 +36,7 @@ def test_readings_carry_the_serving_confidence():
     logits = np.full((1, 5, 3), -10.0, dtype=np.float32)
     for frame, cls in enumerate([0, 2, 1, 2, 2]):  # a, blank, b, blank, blank
         logits[0, frame, cls] = 10.0
-    [(text, confidence)] = pseudo.readings(logits, charset)
+    [(text, confidence)] = pseudo.readings(logits, charset, lengths=(2,))
     assert text == "ab" and confidence > 0.99
+    [(forced, _)] = pseudo.readings(logits, charset, lengths=(3,))  # as serving reads: a seen length
+    assert len(forced) == 3

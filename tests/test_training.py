@@ -178,7 +178,7 @@ def test_a_perfect_score_stops_a_run_only_on_enough_held_out_images(tmp_path, mo
         def save(self, path):
             Path(path).write_bytes(b"checkpoint")
 
-    monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, charset: 1.0)
+    monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, charset, lengths: 1.0)
     validation = synthetic_dataset(held_out, purpose="val", seed=1, workers=1, **SETTINGS)
     state = {"history": [], "epoch": 0, "phase": "labelled"}
     model = Model()

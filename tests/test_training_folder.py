@@ -109,7 +109,8 @@ def test_unlabelled_images_train_a_self_training_round_that_never_lowers_the_bes
     program = (
         "import sys\nfrom captcha_ocr.training import pseudo\n"
         "pseudo.choose_threshold = lambda held_out, truths: 0.9\n"
-        "pseudo.readings = lambda logits, charset: [('ab2d' if i % 3 else 'ab', 0.95) for i in range(len(logits))]\n"
+        "pseudo.readings = lambda logits, charset, lengths: "
+        "[('ab2d' if i % 3 else 'ab', 0.95) for i in range(len(logits))]\n"
         "from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     )
     run = tmp_path / "run"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from captcha_ocr.config import GRAY_MODES
+from captcha_ocr.config import GRAY_MODES, blank_index
 from captcha_ocr.imaging import preprocess
 from captcha_ocr.labelled import IMAGE_SUFFIXES, DatasetError, FolderReport, list_labelled_files
 from captcha_ocr.synthetic import derive_seed, synthetic_captcha
@@ -36,7 +36,7 @@ class Dataset:
 
     def encode_labels(self, charset: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
         """Texts -> (labels padded with the blank index, lengths), the layout the CTC loss takes."""
-        blank = len(charset)
+        blank = blank_index(charset)
         index = {c: i for i, c in enumerate(charset)}
         labels = np.full((len(self.texts), max_length), blank, dtype=np.int32)
         for row, text in enumerate(self.texts):

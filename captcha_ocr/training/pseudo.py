@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from captcha_ocr.runtime import decode_logits
+from captcha_ocr.decoding import decode_logits
 from captcha_ocr.training.data import Dataset
 
 PRECISION = 0.98  # share of held-out readings at or above the threshold that must be right
@@ -21,9 +21,10 @@ THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)  # the lowest one that keeps PRECI
 MIN_SUPPORT = 5  # held-out readings at or above a threshold it takes to judge it
 
 
-def readings(logits: np.ndarray, charset: str) -> list[tuple[str, float]]:
-    """(text, sequence confidence) per image, as serving reads them."""
-    return [(r.text, r.confidence) for r in (decode_logits(frame_logits, charset) for frame_logits in logits)]
+def readings(logits: np.ndarray, charset: str, lengths: Sequence[int]) -> list[tuple[str, float]]:
+    """(text, sequence confidence) per image, as serving reads them: with the lengths seen in the labels."""
+    return [(r.text, r.confidence) for r in (decode_logits(frame_logits, charset, tuple(lengths))
+                                             for frame_logits in logits)]
 
 
 def choose_threshold(held_out: Sequence[tuple[str, float]], truths: Sequence[str]) -> float | None:

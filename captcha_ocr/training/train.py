@@ -26,9 +26,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
+from captcha_ocr.config import blank_index  # noqa: E402
+from captcha_ocr.decoding import read_texts  # noqa: E402
 from captcha_ocr.evaluation import sequence_accuracy  # noqa: E402
 from captcha_ocr.labelled import DatasetError  # noqa: E402
-from captcha_ocr.runtime import greedy_texts  # noqa: E402
 from captcha_ocr.training.augment import augmentation  # noqa: E402
 from captcha_ocr.training.data import (  # noqa: E402
     Dataset,
@@ -103,9 +104,10 @@ class BudgetCosine(keras.callbacks.Callback):
         self.model.optimizer.learning_rate = rate
 
 
-def keras_accuracy(model: keras.Model, dataset: Dataset, charset: str) -> float:
+def keras_accuracy(model: keras.Model, dataset: Dataset, charset: str, lengths: tuple[int, ...]) -> float:
+    """Full-sequence accuracy read as serving reads (decoding.read_texts: greedy, then a seen length)."""
     logits = model.predict(dataset.images, batch_size=256, verbose=0)
-    return sequence_accuracy(greedy_texts(logits, charset), dataset.texts)
+    return sequence_accuracy(read_texts(logits, charset, lengths), dataset.texts)
 
 
 class Checkpointer(keras.callbacks.Callback):
@@ -129,7 +131,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        accuracy = keras_accuracy(self.exported, self.validation, self.settings.charset)
+        accuracy = keras_accuracy(self.exported, self.validation, self.settings.charset, self.settings.lengths)
         elapsed = self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
         self.started = time.monotonic()
         record = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))),
@@ -227,7 +229,11 @@ def save_state(settings: TrainSettings, state: dict) -> None:
 def _save_atomically(model: keras.Model, path: Path) -> None:
     """A checkpoint is whole or absent: Ctrl-C or SIGTERM mid-save leaves the previous one."""
     partial = path.with_name(f"partial-{path.name}")
-    model.save(partial)
+    try:
+        model.save(partial)
+    except BaseException:  # KeyboardInterrupt from Ctrl-C or SIGTERM mid-save: no half file left behind
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, path)
 
 
@@ -260,7 +266,7 @@ def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: i
 def new_model(settings: TrainSettings, attempt: int = 0) -> keras.Model:
     """A fresh model (the synthetic backbone, when asked) whose new weights come from seed + attempt."""
     keras.utils.set_random_seed(settings.seed + attempt)
-    model = build_model(settings.height, settings.width, len(settings.charset) + 1)
+    model = build_model(settings.height, settings.width, blank_index(settings.charset) + 1)
     if settings.init == "synthetic":
         from captcha_ocr.training.pretrained import transfer_backbone
 
@@ -433,13 +439,13 @@ def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset,
     while len(rounds) < SELF_TRAINING_ROUNDS and not _out_of_time(settings, state):
         best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
         predict = functools.partial(best.predict, batch_size=256, verbose=0)
-        threshold = pseudo.choose_threshold(pseudo.readings(predict(validation.images), settings.charset),
-                                            validation.texts)
+        held_out = pseudo.readings(predict(validation.images), settings.charset, settings.lengths)
+        threshold = pseudo.choose_threshold(held_out, validation.texts)
         if threshold is None:
             print(f"self-training: no confidence at which {pseudo.PRECISION:.0%} of the held-out readings are right "
                   "yet, so no unlabelled image is used", flush=True)
             break
-        read = pseudo.readings(predict(unlabelled.images), settings.charset)
+        read = pseudo.readings(predict(unlabelled.images), settings.charset, settings.lengths)
         extra = pseudo.pseudo_labelled(unlabelled, read, threshold, settings.lengths)
         rounds.append({"round": len(rounds) + 1, "from_epoch": state["epoch"], "threshold": threshold,
                        "unlabelled": len(unlabelled), "pseudo_labelled": len(extra)})
@@ -540,6 +546,7 @@ def write_plots(settings: TrainSettings, model: keras.Model, validation: Dataset
 
     state = json.loads((settings.run_dir / "state.json").read_text())
     plot_history(state["history"], settings.run_dir / "history.png")
-    predictions = greedy_texts(model.predict(validation.images, batch_size=256, verbose=0), settings.charset)
+    predictions = read_texts(model.predict(validation.images, batch_size=256, verbose=0), settings.charset,
+                             settings.lengths)
     plot_errors(validation.images, validation.texts, predictions, settings.run_dir / "errors.png")
     print(f"plots: {settings.run_dir / 'history.png'}, {settings.run_dir / 'errors.png'}")
