@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import platform
 import random
 import sys
 import time
@@ -41,6 +42,7 @@ from captcha_ocr.isolation import DecoderPool
 from captcha_ocr.payload import decode_image_base64
 from captcha_ocr.reader import Reader
 from captcha_ocr.registry import Model, Registry, load_registry
+from captcha_ocr.settings import Settings, load_settings
 
 log = logging.getLogger("captcha_ocr")
 IMAGE_KEYS = ("base64Image", "image")
@@ -91,11 +93,12 @@ def add_log_fields(replace: bool = True, **fields: Any) -> None:
 
 
 class App:
-    def __init__(self, models: Registry, decoder: DecoderPool | None = None) -> None:
+    def __init__(self, models: Registry, decoder: DecoderPool | None = None, settings: Settings | None = None) -> None:
         self.models = models
+        self.settings = settings or (Settings(decoder.limits) if decoder else load_settings())
+        self.limits = self.settings.limits  # the function's, whichever model reads the image
         # THE way from bytes to a reading, decoding in a worker process held to the limits (isolation.py)
-        self.reader = Reader.from_models(models, decoder or DecoderPool(models.default.config.limits))
-        self.limits = self.reader.limits  # one budget for the function: the default model's
+        self.reader = Reader.from_models(models, self.limits, decoder or DecoderPool(self.limits))
 
     # -- entry -------------------------------------------------------------------------------
     def handle(self, event: object, context: object = None) -> dict[str, Any]:
@@ -168,7 +171,7 @@ class App:
             "model": self.models.default.describe(),  # the default: it answers requests that name none
             "models": [model.describe() for model in self.models],
             "runtime": {"package": runtime.package, "version": runtime.version},
-            "limits": self.limits.__dict__,
+            "limits": self.settings.describe(),
         })
 
     def recognize(self, request: Request) -> Reply:
@@ -326,16 +329,19 @@ def allowed_methods(path: str | None) -> str:
 
 
 def create_app(model_dir: Path | None = None, models_dir: Path | None = None) -> App:
-    """Load and check every model once (cold start; registry.load_registry). Raises, after logging
-    which model is unusable and why, if one is."""
+    """Load the function's settings and check every model once (cold start; registry.load_registry).
+    Raises, after logging which model or setting is unusable and why, if one is. The log names the
+    Python and the glibc it runs on, so the first live deploy confirms the base image."""
     started = time.perf_counter()
     try:
+        settings = load_settings()
         models = load_registry(model_dir, models_dir)
     except Exception as error:
         log_event(event="startup_failed", error=f"{type(error).__name__}: {error}"[:2000])
         raise
     default, runtime = models.default, models.default.recognizer.runtime
+    app = App(models, settings=settings)
     log_event(event="cold_start", model=default.name, sha256=default.config.sha256, models=models.names,
-              runtime=runtime.package, runtimeVersion=runtime.version,
-              elapsedMs=round((time.perf_counter() - started) * 1000, 1))
-    return App(models)
+              runtime=runtime.package, runtimeVersion=runtime.version, python=platform.python_version(),
+              libc=" ".join(platform.libc_ver()).strip(), elapsedMs=round((time.perf_counter() - started) * 1000, 1))
+    return app

@@ -24,8 +24,8 @@ import struct
 import zlib
 from typing import NamedTuple
 
-from captcha_ocr.config import Limits
 from captcha_ocr.errors import ImageTooComplex, ImageTooLarge, UnsupportedImage
+from captcha_ocr.settings import Limits
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,8 @@
 """The model contract: what `config.json` promises about the model next to it.
 
 Training writes it, serving reads it, and both sides go through this one typed object, so the
-charset, input size and limits can never disagree between the two.
+charset, input size and decoding can never disagree between the two. It holds facts about the
+model only: what a request may cost is the function's (settings.py).
 """
 
 from __future__ import annotations
@@ -38,32 +39,6 @@ class ConfigError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
-class Limits:
-    """What one request may cost, enforced before the expensive work (decoding, pixel allocation).
-
-    Sized so the worst case fits the function's 128 MB and 10 s with margin, on the bundle's own
-    runtime: README "Request budget" gives the measured worst case of each hostile class.
-    """
-
-    max_base64_chars: int = 2_800_000  # one image's base64 text
-    max_decoded_bytes: int = 2_000_000  # one image's encoded bytes
-    max_pixels: int = 2_000_000  # one image, from its header (a lossless RGBA WebP costs ~20 MB per megapixel)
-    max_side: int = 4_096  # one image's width or height: a 1x4,000,000 strip is no captcha
-    max_batch: int = 16  # images in one request
-    max_batch_pixels: int = 8_000_000  # all images of one request together, judged before any is decoded
-    max_body_bytes: int = 6_000_000  # a POST body (a Function URL takes at most 6 MB)
-    max_body_values: int = 64  # fields of a form body; commas and brackets of a JSON one (a batch of 16: 18)
-    max_jpeg_scans: int = 64  # progressive JPEGs have about 10; each scan walks every block again
-    max_segments: int = 4_096  # a JPEG's marker segments, a GIF's blocks before its first frame, a WebP's
-    # chunks (normal: < 30)
-    max_rle_pixels: int = 262_144  # a run-length coded BMP, which Pillow decodes in Python (~0.6 us a pixel)
-    # Decoding runs in a worker process (isolation.py) held to these: one request's decoding time, its
-    # batch's images together, and the memory a decode may take above what the worker holds idle
-    max_decode_ms: int = 1_500
-    max_decode_mb: int = 48
-
-
-@dataclass(frozen=True)
 class ModelConfig:
     name: str
     charset: str
@@ -77,7 +52,6 @@ class ModelConfig:
     # (width, height) of the images this model reads: a request that names no model goes to the one
     # model declaring its image's size (export declares the sizes common in the training folder)
     source_sizes: tuple[tuple[int, int], ...] = ()
-    limits: Limits = field(default_factory=Limits)
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -154,7 +128,8 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
     sizes = data.get("source_sizes", [])
     if not isinstance(sizes, list) or not all(_is_size(size) for size in sizes):
         raise ConfigError("config.json: 'source_sizes' must be a list of [width, height] pairs of positive integers")
-    limits = Limits(**{k: int(v) for k, v in data.get("limits", {}).items() if k in Limits.__dataclass_fields__})
+    # "limits" in a config.json of an earlier version is left alone: the request limits are the
+    # function's own now (settings.py), not a model's
     model_file = _require(data, "model_file", str)
     if not MODEL_FILE_PATTERN.fullmatch(model_file):
         raise ConfigError(f"config.json: 'model_file' must be a file name in the model's own folder (letters, "
@@ -169,7 +144,6 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
         model_file=model_file,
         sha256=data.get("sha256", ""),
         source_sizes=tuple(sorted({(w, h) for w, h in sizes})),
-        limits=limits,
         metrics=dict(data.get("metrics", {})),
     )
 

@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 
 from captcha_ocr.budget import check_size, screen
-from captcha_ocr.config import GRAY_MODES, Limits
+from captcha_ocr.config import GRAY_MODES
 from captcha_ocr.errors import ImageTooLarge, UnsupportedImage
+from captcha_ocr.settings import Limits
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 _WHITE = (255, 255, 255, 255)

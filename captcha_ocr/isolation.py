@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from captcha_ocr.config import Limits
 from captcha_ocr.errors import (
     ApiError,
     DecoderCrashed,
@@ -47,6 +46,7 @@ from captcha_ocr.errors import (
     UnsupportedImage,
 )
 from captcha_ocr.imaging import PreparedImage, preprocess
+from captcha_ocr.settings import Limits
 
 Decode = Callable[[bytes, int, int, Limits, str], PreparedImage]  # imaging.preprocess's signature
 

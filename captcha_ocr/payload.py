@@ -11,8 +11,8 @@ import base64
 import binascii
 import re
 
-from captcha_ocr.config import Limits
 from captcha_ocr.errors import InvalidBase64, MissingImage, PayloadTooLarge
+from captcha_ocr.settings import Limits
 
 _DATA_URL_HEADER_CHARS = 256  # "data:image/png;charset=utf-8;base64," needs 36
 _PERCENT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")

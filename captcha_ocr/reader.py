@@ -26,11 +26,11 @@ from typing import Union
 
 from PIL import Image
 
-from captcha_ocr.config import Limits
 from captcha_ocr.errors import ApiError, PayloadTooLarge, UnsupportedImage
 from captcha_ocr.imaging import PreparedImage, preprocess
 from captcha_ocr.isolation import DecoderPool
 from captcha_ocr.registry import Model, Registry, load_registry
+from captcha_ocr.settings import Limits, load_settings
 
 ImageInput = Union[bytes, bytearray, memoryview, str, os.PathLike, Image.Image]
 
@@ -59,24 +59,27 @@ class Reader:
     `model_dir`: the default model's folder (else $CAPTCHA_OCR_MODEL_DIR, else the shipped model);
     `models_dir`: more models, picked per image by name or by declared size (registry.py);
     `isolate`: decode in a worker process held to the limits (what the function does; off by
-    default for a library call, which then decodes in this process behind the same screen).
+    default for a library call, which then decodes in this process behind the same screen);
+    `limits`: what one image may cost (default: settings.py's, which $CAPTCHA_OCR_SETTINGS may change).
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, models_dir: str | os.PathLike | None = None, *,
-                 isolate: bool = False) -> None:
+                 isolate: bool = False, limits: Limits | None = None) -> None:
         models = load_registry(Path(model_dir) if model_dir else None, Path(models_dir) if models_dir else None)
-        self._setup(models, DecoderPool(models.default.config.limits) if isolate else None)
+        limits = limits or load_settings().limits
+        self._setup(models, limits, DecoderPool(limits) if isolate else None)
 
     @classmethod
-    def from_models(cls, models: Registry, decoder: DecoderPool | None = None) -> Reader:
+    def from_models(cls, models: Registry, limits: Limits | None = None,
+                    decoder: DecoderPool | None = None) -> Reader:
         """A Reader over models already loaded (the function's App, the labelling page)."""
         reader = cls.__new__(cls)
-        reader._setup(models, decoder)
+        reader._setup(models, limits or (decoder.limits if decoder else load_settings().limits), decoder)
         return reader
 
-    def _setup(self, models: Registry, decoder: DecoderPool | None) -> None:
+    def _setup(self, models: Registry, limits: Limits, decoder: DecoderPool | None) -> None:
         self.models = models
-        self.limits: Limits = models.default.config.limits  # one budget for all: the default model's
+        self.limits = limits  # the function's, for every model
         self.decoder = decoder
 
     def close(self) -> None:

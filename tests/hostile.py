@@ -20,7 +20,7 @@ import numpy as np
 from conftest import b64, encode, get_event, post_event
 from PIL import Image
 
-from captcha_ocr.config import Limits
+from captcha_ocr.settings import Limits
 
 MAX_SIDE = math.isqrt(Limits().max_pixels)  # a square this large is inside the limits: it must fit the budget
 

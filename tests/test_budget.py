@@ -24,9 +24,9 @@ from hostile import (
 from PIL import Image
 
 from captcha_ocr.budget import exif_orientation, screen
-from captcha_ocr.config import Limits
 from captcha_ocr.errors import ImageTooComplex, ImageTooLarge, UnsupportedImage
 from captcha_ocr.imaging import preprocess
+from captcha_ocr.settings import Limits
 
 LIMITS = Limits()
 

@@ -14,10 +14,10 @@ import pytest
 from conftest import b64, call, get_event, post_event
 
 from captcha_ocr.app import App
-from captcha_ocr.config import Limits
 from captcha_ocr.errors import DecoderCrashed, DecoderTimedOut, ImageTooComplex
 from captcha_ocr.imaging import PreparedImage, preprocess
 from captcha_ocr.isolation import DecoderPool
+from captcha_ocr.settings import Limits
 
 FAST = Limits(max_decode_ms=400)
 

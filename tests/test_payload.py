@@ -3,9 +3,9 @@ from urllib.parse import quote
 
 import pytest
 
-from captcha_ocr.config import Limits
 from captcha_ocr.errors import InvalidBase64, MissingImage, PayloadTooLarge
 from captcha_ocr.payload import decode_image_base64
+from captcha_ocr.settings import Limits
 
 DATA = bytes(range(256)) * 3 + b"\xfb\xff\xfe"  # exercises '+', '/' and padding
 STANDARD = base64.b64encode(DATA).decode()
