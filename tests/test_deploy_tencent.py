@@ -9,10 +9,12 @@ no live deploy was made.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import io
 import json
+import re
 import threading
 import time
 import uuid
@@ -40,11 +42,26 @@ def tc3_signature(secret_key: str, date: str, service: str, string_to_sign: str)
     return hmac.new(signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+# The fake's own reading of the documented parameter rules (the SDK's parameter documentation):
+# a request that breaks one is refused as the service refuses it, whatever the client checked
+DOC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]")
+DOC_DESCRIPTION = re.compile(r"[A-Za-z0-9 ,.\n\u4e00-\u9fff]*")
+DOC_MEMORY = {64, *range(128, 3073, 128)}
+DOC_ZIP_LIMITS = {"CreateFunction": 50 * 2**20, "UpdateFunctionCode": 20 * 2**20}
+
+
+def invalid(parameter: str, message: str) -> tencent.CloudError:
+    return tencent.CloudError(f"InvalidParameterValue.{parameter}", message)
+
+
 class FakeScf:
-    """The SCF API actions deploy uses, with faults to inject: {action: [error code, ...]} per call."""
+    """The SCF API actions deploy uses, as strict as the documentation: parameter rules, each call's
+    upload limit, a CreateTrigger reply without the URL, a trigger named by SCF. Faults to inject:
+    {action: [error code, ...]} per call."""
 
     def __init__(self) -> None:
         self.functions: dict[str, dict] = {}
+        self.listings_before_url = 1  # ListTriggers calls after CreateTrigger that show no URL yet
         self.calls: list[tuple[str, dict]] = []
         self.faults: dict[str, list[str]] = {}
         self.create_states = ["Creating", "Active"]  # what GetFunction reports after CreateFunction
@@ -103,42 +120,79 @@ class FakeScf:
             function["Status"] = function["states"][0]
         return {key: value for key, value in function.items() if key != "states"}
 
+    @staticmethod
+    def check_configuration(params: dict) -> None:
+        if "Description" in params and (len(params["Description"]) > 1000
+                                        or not DOC_DESCRIPTION.fullmatch(params["Description"])):
+            raise invalid("Description", "only letters, digits, spaces, commas, newlines and periods")
+        for variable in (params.get("Environment") or {}).get("Variables", []):
+            if not variable.get("Key") or not variable.get("Value"):
+                raise invalid("Environment", "a variable's name and value may not be empty")
+        if "MemorySize" in params and params["MemorySize"] not in DOC_MEMORY:
+            raise invalid("MemorySize", "64, or 128-3072 in steps of 128")
+        if "Timeout" in params and not 1 <= params["Timeout"] <= 900:
+            raise invalid("Timeout", "1-900")
+
+    @staticmethod
+    def check_code(action: str, code: dict) -> None:
+        if "ZipFile" in code:
+            if len(code["ZipFile"]) > DOC_ZIP_LIMITS[action]:
+                raise invalid("ZipFile", f"over {DOC_ZIP_LIMITS[action] // 2**20} MB")
+            zipfile.ZipFile(io.BytesIO(base64.b64decode(code["ZipFile"], validate=True)))  # a real zip
+        elif not str(code.get("CosObjectName", "")).startswith("/") or re.search(r"-\d+$", code["CosBucketName"]):
+            raise invalid("Cos", "CosObjectName starts with /, CosBucketName has no -appid")
+
     def CreateFunction(self, params: dict) -> dict:  # noqa: N802
         if params["FunctionName"] in self.functions:
             raise tencent.CloudError("ResourceInUse.Function", "the function already exists")
-        zipfile.ZipFile(io.BytesIO(base64.b64decode(params["Code"]["ZipFile"], validate=True)))  # a real zip
+        if not DOC_NAME.fullmatch(params["FunctionName"]):
+            raise invalid("FunctionName", "letters, digits, - and _, 2-60")
+        self.check_configuration(params)
+        self.check_code("CreateFunction", params["Code"])
         self.functions[params["FunctionName"]] = {
             "FunctionName": params["FunctionName"], "Namespace": params["Namespace"], "Runtime": params["Runtime"],
-            "Handler": params["Handler"], "MemorySize": params["MemorySize"], "Timeout": params["Timeout"],
-            "Environment": params["Environment"], "Triggers": [], "StatusReasons": [],
+            "Type": params.get("Type", "Event"), "Handler": params["Handler"], "MemorySize": params["MemorySize"],
+            "Timeout": params["Timeout"], "Environment": params["Environment"], "Triggers": [], "StatusReasons": [],
             "states": list(self.create_states),
         }
         return {}
 
     def UpdateFunctionCode(self, params: dict) -> dict:  # noqa: N802
         function = self._function(params)
-        zipfile.ZipFile(io.BytesIO(base64.b64decode(params["ZipFile"], validate=True)))
+        self.check_code("UpdateFunctionCode", params)
         function["states"] = ["Updating", "Active"]
         return {}
 
     def UpdateFunctionConfiguration(self, params: dict) -> dict:  # noqa: N802
         function = self._function(params)
+        self.check_configuration(params)
         function.update(MemorySize=params["MemorySize"], Timeout=params["Timeout"], states=["Updating", "Active"])
         return {}
 
     def ListTriggers(self, params: dict) -> dict:  # noqa: N802
         triggers = self._function(params)["Triggers"]
-        return {"Triggers": triggers, "TotalCount": len(triggers)}
+        for trigger in triggers:
+            if trigger.get("pending", 0) > 0:
+                trigger["pending"] -= 1
+            elif "pending" in trigger:
+                del trigger["pending"]
+                description = json.loads(trigger["TriggerDesc"])
+                description["NetConfig"]["ExtranetUrl"] = FUNCTION_URL
+                trigger["TriggerDesc"] = json.dumps(description)
+        shown = [{k: v for k, v in t.items() if k != "pending"} for t in triggers]
+        return {"Triggers": shown, "TotalCount": len(shown)}
 
     def CreateTrigger(self, params: dict) -> dict:  # noqa: N802
+        """As documented: the reply holds only the RequestId; the trigger is named after its URL's id,
+        and its URL shows in ListTriggers once SCF has made it."""
         function = self._function(params)
         description = json.loads(params["TriggerDesc"])
         assert params["Type"] == "http" and description["AuthType"] in ("NONE", "CAM")
-        description["NetConfig"]["ExtranetUrl"] = FUNCTION_URL
-        trigger = {"Type": "http", "TriggerName": params["TriggerName"], "TriggerDesc": json.dumps(description),
-                   "Qualifier": params["Qualifier"], "Enable": 1}
+        trigger = {"Type": "http", "TriggerName": "url-" + FUNCTION_URL.split("-")[1], "Enable": 1,
+                   "TriggerDesc": json.dumps(description), "Qualifier": params["Qualifier"],
+                   "pending": self.listings_before_url}
         function["Triggers"].append(trigger)
-        return {"TriggerInfo": trigger}
+        return {}
 
     def UpdateTrigger(self, params: dict) -> dict:  # noqa: N802
         trigger = next(t for t in self._function(params)["Triggers"] if t["TriggerName"] == params["TriggerName"])
@@ -199,15 +253,18 @@ def actions(fake: FakeScf) -> list[str]:
 def test_first_deploy_creates_the_function_and_its_url(fake_scf, small_zip):
     code, out, err = run_deploy(fake_scf, small_zip)
     assert code == 0, err
+    # CreateTrigger's documented reply has no URL: ListTriggers is polled until SCF has made it
     assert actions(fake_scf) == ["GetFunction", "CreateFunction", "GetFunction", "GetFunction", "ListTriggers",
-                                 "CreateTrigger"]
+                                 "CreateTrigger", "ListTriggers", "ListTriggers"]
     create = fake_scf.calls[1][1]
+    assert create["Type"] == "Event"
     assert create["FunctionName"] == "captcha-ocr" and create["Namespace"] == "default"
     assert (create["Runtime"], create["Handler"], create["MemorySize"], create["Timeout"]) == (
         "Python3.10", "index.main_handler", 128, 10)  # serverless.yml's values
     assert base64.b64decode(create["Code"]["ZipFile"]) == small_zip.read_bytes()
     assert {"Key": "PYTHONUNBUFFERED", "Value": "1"} in create["Environment"]["Variables"]
-    trigger = fake_scf.calls[-1][1]
+    trigger = next(params for action, params in fake_scf.calls if action == "CreateTrigger")
+    assert fake_scf.functions["captcha-ocr"]["Triggers"][0]["TriggerName"] != trigger["TriggerName"]  # SCF names it
     assert trigger["Type"] == "http" and json.loads(trigger["TriggerDesc"]) == {
         "AuthType": "NONE", "NetConfig": {"EnableIntranet": False, "EnableExtranet": True}}
     assert f"Function URL: {FUNCTION_URL}" in out
@@ -251,11 +308,99 @@ def test_a_failed_function_stops_the_deploy_with_the_platform_reason(fake_scf, s
 def test_throttled_and_busy_calls_are_retried(fake_scf, small_zip):
     assert run_deploy(fake_scf, small_zip)[0] == 0
     fake_scf.calls.clear()
-    fake_scf.faults = {"UpdateFunctionCode": ["ResourceInUse.Function"], "ListTriggers": ["RequestLimitExceeded"]}
+    fake_scf.faults = {"UpdateFunctionCode": ["FailedOperation.UpdateFunctionCode"],
+                       "UpdateFunctionConfiguration": ["FailedOperation.FunctionStatusError"],
+                       "ListTriggers": ["RequestLimitExceeded"]}
     code, out, err = run_deploy(fake_scf, small_zip)
     assert code == 0, err
     assert actions(fake_scf).count("UpdateFunctionCode") == 2 and actions(fake_scf).count("ListTriggers") == 2
-    assert "retrying" in out
+    assert actions(fake_scf).count("UpdateFunctionConfiguration") == 2 and "retrying" in out
+
+
+def test_busy_trigger_calls_are_retried_too(fake_scf, small_zip):
+    fake_scf.faults = {"CreateTrigger": ["FailedOperation.FunctionVersionStatusNotActive",
+                                         "FailedOperation.FunctionNameStatusError"]}
+    code, out, err = run_deploy(fake_scf, small_zip)
+    assert code == 0, err
+    assert actions(fake_scf).count("CreateTrigger") == 3 and f"Function URL: {FUNCTION_URL}" in out
+
+
+def test_a_function_that_already_exists_is_updated_not_retried_as_busy(fake_scf, small_zip):
+    """ResourceInUse.Function means "exists" (made meanwhile, e.g. by another deploy), not "busy"."""
+    assert run_deploy(fake_scf, small_zip)[0] == 0
+    fake_scf.calls.clear()
+    fake_scf.faults = {"GetFunction": ["ResourceNotFound.Function"]}  # it did not exist when first asked
+    code, out, err = run_deploy(fake_scf, small_zip)
+    assert code == 0, err
+    assert actions(fake_scf)[:4] == ["GetFunction", "CreateFunction", "GetFunction", "UpdateFunctionCode"]
+    assert actions(fake_scf).count("CreateFunction") == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"description": "captcha-ocr - reads (base64Image) + more"}, "description"),
+    ({"environment": {"EMPTY": ""}}, "value may be empty"),
+    ({"memory": 100}, "memory 100 MB"),
+    ({"timeout": 901}, "timeout 901 s"),
+    ({"name": "1-bad-"}, "function name"),
+])
+def test_settings_the_api_refuses_stop_the_deploy_before_any_call(fake_scf, small_zip, change, message):
+    cloud = tencent.SdkCloud("ap-guangzhou", tencent.load_credential(), fake_scf.endpoint, "http")
+    settings = dataclasses.replace(tencent.DeploySettings(), **change)
+    deployer = tencent.Deployer(cloud, settings, print_line=lambda line: None, sleep=lambda seconds: None)
+    with pytest.raises(tencent.DeployError, match=message):
+        deployer.deploy(tencent.zip_code(small_zip.read_bytes()))
+    assert fake_scf.calls == []
+
+
+def test_the_fake_refuses_what_the_api_refuses(fake_scf):
+    """The fake is as strict as the documentation: the description today's serverless.yml had was refused."""
+    with pytest.raises(tencent.CloudError, match="Description"):
+        fake_scf.check_configuration({"Description": "captcha-ocr - recognise captcha images (base64Image) with a "
+                                                     "TFLite CNN + CTC model"})
+    with pytest.raises(tencent.CloudError, match="Environment"):
+        fake_scf.check_configuration({"Environment": {"Variables": [{"Key": "A", "Value": ""}]}})
+    with pytest.raises(tencent.CloudError, match="ZipFile"):
+        fake_scf.check_code("UpdateFunctionCode", {"ZipFile": "A" * (20 * 2**20 + 4)})
+    with pytest.raises(tencent.CloudError, match="Cos"):
+        fake_scf.check_code("UpdateFunctionCode", {"CosBucketName": "bucket", "CosObjectName": "code.zip"})
+
+
+def test_serverless_yml_passes_every_documented_rule():
+    tencent.check_settings(tencent.settings_from_serverless(REPO / "serverless.yml"))
+
+
+def test_an_update_over_20_mb_says_to_use_cos_while_a_creation_takes_up_to_50(fake_scf, small_zip):
+    big = {"ZipFile": "A" * (25 * 2**20)}
+    tencent.check_upload_size(big, "CreateFunction")
+    with pytest.raises(tencent.DeployError, match="20 MB UpdateFunctionCode accepts directly.*cos-bucket"):
+        tencent.check_upload_size(big, "UpdateFunctionCode")
+
+
+def test_cos_names_are_normalised_as_documented():
+    assert tencent.cos_code("mybucket-1250000000", "captcha-ocr.zip", "ap-guangzhou") == {
+        "CosBucketName": "mybucket", "CosObjectName": "/captcha-ocr.zip", "CosBucketRegion": "ap-guangzhou"}
+    assert tencent.cos_code("my-bucket", "/a/b.zip", "ap-beijing")["CosBucketName"] == "my-bucket"
+
+
+@pytest.mark.parametrize("existing, message", [({"Runtime": "Python3.9"}, "runs Python3.9"),
+                                               ({"Type": "HTTP"}, "of type HTTP")])
+def test_an_existing_function_of_another_runtime_or_type_is_refused(fake_scf, small_zip, existing, message):
+    assert run_deploy(fake_scf, small_zip)[0] == 0
+    fake_scf.functions["captcha-ocr"].update(existing)
+    fake_scf.calls.clear()
+    code, _, err = run_deploy(fake_scf, small_zip)
+    assert code == 1 and message in err and "UpdateFunctionCode" not in actions(fake_scf)
+
+
+def test_only_the_default_qualifiers_url_is_used(fake_scf, small_zip):
+    assert run_deploy(fake_scf, small_zip)[0] == 0
+    triggers = fake_scf.functions["captcha-ocr"]["Triggers"]
+    triggers.insert(0, {"Type": "http", "TriggerName": "url-other", "Qualifier": "2", "Enable": 1,
+                        "TriggerDesc": json.dumps({"AuthType": "CAM", "NetConfig": {
+                            "EnableExtranet": True, "ExtranetUrl": "https://other-version.example"}})})
+    code, out, err = run_deploy(fake_scf, small_zip)
+    assert code == 0, err
+    assert f"Function URL: {FUNCTION_URL}" in out and "UpdateTrigger" not in actions(fake_scf)
 
 
 def test_a_function_stuck_in_creating_times_out_with_a_clear_message(fake_scf, small_zip):

@@ -13,6 +13,7 @@ import base64
 import configparser
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,15 +26,35 @@ RUNTIME = "Python3.10"
 HANDLER = "index.main_handler"
 URL_TRIGGER_NAME = "captcha-ocr-url"
 URL_AUTH_TYPES = ("NONE", "CAM")
-ZIP_UPLOAD_LIMIT_BYTES = 50 * 2**20  # SCF's limit on a CreateFunction/UpdateFunctionCode request with Code.ZipFile
+FUNCTION_TYPE = "Event"  # an event function, reached through its Function URL (not an HTTP-type web function)
+# The documented rules of the SCF API (the SDK's parameter documentation, tencentcloud-sdk-python-scf
+# models.py), checked before a call is sent: the service refuses what breaks them
+UPLOAD_LIMITS = {  # what each call accepts as ZipFile, as base64 text (conservatively: the zip itself is smaller)
+    "CreateFunction": 50 * 2**20,  # Code.ZipFile: "zip包大小上限为 50MB"
+    "UpdateFunctionCode": 20 * 2**20,  # ZipFile: "最大支持20M"
+}
+ZIP_UPLOAD_LIMIT_BYTES = UPLOAD_LIMITS["CreateFunction"]
+FUNCTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]")  # letters first, 2-60, no - or _ last
+# "英文字母、数字、空格、逗号、换行符和英文句号，支持中文": letters, digits, space, comma, newline, period, Chinese
+DESCRIPTION = re.compile(r"[A-Za-z0-9 ,.\n\u3400-\u9fff\uf900-\ufaff]{0,1000}")
+MEMORY_SIZES = (64, *range(128, 3072 + 1, 128))  # "64、128MB-3072MB，并且以 128MB 为阶梯"
+TIMEOUT_RANGE = (1, 900)  # seconds
 FAILED_STATES = ("CreateFailed", "UpdateFailed", "PublishFailed", "DeleteFailed")
 THROTTLED = "RequestLimitExceeded"  # retried on any action
-BUSY = ("ResourceInUse", "FailedOperation.UpdateFunctionCode")  # retried on updates: the function is still changing
+# the function (or its version) is still changing: retried on every call that can meet them, triggers too
+BUSY = ("FailedOperation.UpdateFunctionCode", "FailedOperation.FunctionStatusError",
+        "FailedOperation.FunctionNameStatusError", "FailedOperation.FunctionVersionStatusNotActive")
+EXISTS = "ResourceInUse.Function"  # CreateFunction: a function of that name exists already (not "busy")
+URL_WAIT_SECONDS = 60.0  # CreateTrigger answers with a RequestId only: ListTriggers shows the URL once it is made
 SECRET_WORDS = ("SECRET", "KEY", "TOKEN", "PASSWORD")
 
 
 class DeployError(UserError):
-    """The deploy stopped: the message says at which step and why, with the platform's reason."""
+    """The deploy stopped: the message says at which step and why, with the platform's reason (`code`)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class CloudError(Exception):
@@ -60,6 +81,27 @@ class DeploySettings:
     description: str = ""
     environment: dict[str, str] = field(default_factory=dict)
     credentials_file: str = "~/credentials"
+
+
+def check_settings(settings: DeploySettings) -> None:
+    """Every documented parameter rule a setting must meet, all problems in one message."""
+    problems = []
+    if not FUNCTION_NAME.fullmatch(settings.name):
+        problems.append(f"function name {settings.name[:80]!r}: 2-60 letters, digits, '-' and '_', starting with a "
+                        "letter and not ending with '-' or '_'")
+    if settings.memory not in MEMORY_SIZES:
+        problems.append(f"memory {settings.memory} MB: 64, or 128 to 3072 in steps of 128")
+    if not TIMEOUT_RANGE[0] <= settings.timeout <= TIMEOUT_RANGE[1]:
+        problems.append(f"timeout {settings.timeout} s: {TIMEOUT_RANGE[0]} to {TIMEOUT_RANGE[1]}")
+    if not DESCRIPTION.fullmatch(settings.description):
+        bad = sorted({c for c in settings.description if not DESCRIPTION.fullmatch(c)})[:10]
+        problems.append(f"description: at most 1000 letters, digits, spaces, commas, newlines, periods and Chinese "
+                        f"characters (it has {len(settings.description)}; not allowed: {''.join(bad)!r})")
+    for key, value in settings.environment.items():
+        if not key or not value:
+            problems.append(f"environment variable {key[:64]!r}: neither its name nor its value may be empty")
+    if problems:
+        raise DeployError("the SCF API would refuse these settings:\n  " + "\n  ".join(problems))
 
 
 def settings_from_serverless(path: Path) -> DeploySettings:
@@ -183,20 +225,49 @@ class Deployer:
 
     def deploy(self, code: dict[str, Any]) -> str:
         """Create or update the function with `code` (ZipFile or COS), wait for Active, ensure the
-        Function URL, and return the URL."""
-        check_upload_size(code)
-        if self._function() is None:
+        Function URL, and return the URL. Every documented parameter rule is checked first."""
+        check_settings(self.settings)
+        existing = self._function()
+        if existing is None:
+            check_upload_size(code, "CreateFunction")
             self.print_line(f"creating function {self._where()}")
-            self._call("CreateFunction", {**self._identity(), **self._configuration(), "Code": code,
-                                          "Handler": HANDLER, "Runtime": RUNTIME})
-            self._wait_active("created")
-        else:
+            try:
+                self._call("CreateFunction", {**self._identity(), **self._configuration(), "Code": code,
+                                              "Handler": HANDLER, "Runtime": RUNTIME, "Type": FUNCTION_TYPE})
+            except DeployError as error:
+                if error.code != EXISTS:
+                    raise
+                existing = self._function()  # made meanwhile (another deploy): update it instead
+                if existing is None:
+                    raise
+            else:
+                self._wait_active("created")
+        if existing is not None:
+            self._check_existing(existing)
+            check_upload_size(code, "UpdateFunctionCode")
             self.print_line(f"updating function {self._where()}")
             self._call("UpdateFunctionCode", {**self._identity(), **code, "Handler": HANDLER})
             self._wait_active("code updated")
             self._call("UpdateFunctionConfiguration", {**self._identity(), **self._configuration()})
             self._wait_active("configuration updated")
         return self._ensure_function_url()
+
+    def _check_existing(self, function: dict[str, Any]) -> None:
+        """An existing function must be one this command can update: its Runtime cannot change after
+        creation, an HTTP-type (web) function takes other code, and a failed creation is reported."""
+        runtime, kind, status = function.get("Runtime"), function.get("Type"), function.get("Status")
+        if runtime and runtime != RUNTIME:
+            raise DeployError(f"function {self.settings.name} runs {runtime}, and SCF cannot change a function's "
+                              f"runtime: delete it (console, or tccli scf DeleteFunction) or deploy under another "
+                              f"--name to get {RUNTIME}")
+        if kind and kind != FUNCTION_TYPE:
+            raise DeployError(f"function {self.settings.name} is of type {kind}; this command deploys an "
+                              f"{FUNCTION_TYPE} function: deploy under another --name")
+        if status == "CreateFailed":
+            raise DeployError(f"function {self.settings.name} is CreateFailed ({status_reasons(function)}): fix the "
+                              "cause, delete the function and deploy again")
+        if status in FAILED_STATES:
+            self.print_line(f"  function is {status} ({status_reasons(function)}): updating it again")
 
     # -- steps ------------------------------------------------------------------------------
     def _where(self) -> str:
@@ -227,9 +298,7 @@ class Deployer:
                 self.print_line(f"  function {what}: Active")
                 return
             if status in FAILED_STATES:
-                reasons = "; ".join(f"{r.get('ErrorCode', '')}: {r.get('ErrorMessage', '')}"
-                                    for r in function.get("StatusReasons") or []) or "no reason given"
-                raise DeployError(f"function {self.settings.name} is {status} ({reasons})")
+                raise DeployError(f"function {self.settings.name} is {status} ({status_reasons(function)})")
             self.sleep(self.poll_seconds)
             waited += self.poll_seconds
         raise DeployError(f"function {self.settings.name} is still {status} after {self.max_wait_seconds:.0f} s; "
@@ -245,7 +314,7 @@ class Deployer:
         if existing is None:
             self.print_line("creating the Function URL")
             created = self._call("CreateTrigger", params).get("TriggerInfo") or {}
-            url = trigger_url(created) or trigger_url(self._url_trigger() or {})
+            url = trigger_url(created) or self._wait_for_url()
         else:
             current = json.loads(existing.get("TriggerDesc") or "{}")
             if current.get("AuthType") != wanted["AuthType"] or {**current.get("NetConfig", {}),
@@ -258,9 +327,22 @@ class Deployer:
             raise DeployError("the Function URL trigger exists but SCF returned no address for it")
         return url
 
+    def _wait_for_url(self) -> str:
+        """The documented CreateTrigger reply holds only a RequestId: ListTriggers, polled, shows the
+        URL once SCF has made it (under a trigger name of SCF's choosing, so none is relied on)."""
+        waited = 0.0
+        while True:
+            url = trigger_url(self._url_trigger() or {})
+            if url or waited >= URL_WAIT_SECONDS:
+                return url
+            self.sleep(self.poll_seconds)
+            waited += max(self.poll_seconds, 0.5)
+
     def _url_trigger(self) -> dict[str, Any] | None:
+        """The Function URL of the $DEFAULT qualifier (the one a URL's alias routes), by type, never by name."""
         triggers = self._call("ListTriggers", self._identity()).get("Triggers") or []
-        return next((t for t in triggers if str(t.get("Type", "")).lower() == "http"), None)
+        return next((t for t in triggers if str(t.get("Type", "")).lower() == "http"
+                     and t.get("Qualifier", "$DEFAULT") == "$DEFAULT"), None)
 
     def _call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
         """One action, retried with backoff while SCF says it is throttled or the function is busy."""
@@ -268,12 +350,11 @@ class Deployer:
             try:
                 return self.cloud.call(action, params)
             except CloudError as error:
-                retried = error.code.startswith(THROTTLED) or (
-                    action.startswith("Update") and error.code.startswith(BUSY))
+                retried = error.code.startswith(THROTTLED) or error.code in BUSY
                 if not retried or attempt == self.retries:
                     if action == "GetFunction":
                         raise
-                    raise DeployError(f"{action} failed: {error}") from error
+                    raise DeployError(f"{action} failed: {error}", error.code) from error
                 self.print_line(f"  {action}: {error.code}, retrying")
                 self.sleep(self.poll_seconds * 2**attempt)
         raise AssertionError("unreachable")
@@ -288,21 +369,33 @@ def trigger_url(trigger: dict[str, Any]) -> str:
     return str((description.get("NetConfig") or {}).get("ExtranetUrl") or "").rstrip("/")
 
 
+def status_reasons(function: dict[str, Any]) -> str:
+    return "; ".join(f"{r.get('ErrorCode', '')}: {r.get('ErrorMessage', '')}"
+                     for r in function.get("StatusReasons") or []) or "no reason given"
+
+
 def zip_code(data: bytes) -> dict[str, Any]:
     return {"ZipFile": base64.b64encode(data).decode("ascii")}
 
 
+_APPID_SUFFIX = re.compile(r"-\d{6,}$")
+
+
 def cos_code(bucket: str, key: str, region: str) -> dict[str, Any]:
-    return {"CosBucketName": bucket, "CosObjectName": key, "CosBucketRegion": region}
+    """The code's COS location as SCF documents it: the bucket's own name without its -<appid>
+    suffix (as the COS console shows it, "mybucket-1250000000"), the object's path from a '/'."""
+    return {"CosBucketName": _APPID_SUFFIX.sub("", bucket), "CosObjectName": "/" + key.lstrip("/"),
+            "CosBucketRegion": region}
 
 
-def check_upload_size(code: dict[str, Any]) -> None:
-    """A direct upload carries the zip as base64 in the request: over 50 MB it must go through COS."""
-    size = len(code.get("ZipFile", ""))
-    if size > ZIP_UPLOAD_LIMIT_BYTES:
+def check_upload_size(code: dict[str, Any], action: str = "CreateFunction") -> None:
+    """A direct upload carries the zip as base64 in the request, and each call has its own limit
+    (CreateFunction 50 MB, UpdateFunctionCode 20 MB): above it the code must go through COS."""
+    size, limit = len(code.get("ZipFile", "")), UPLOAD_LIMITS[action]
+    if size > limit:
         raise DeployError(
-            f"the zip is {size / 2**20:.1f} MB as base64, over SCF's {ZIP_UPLOAD_LIMIT_BYTES // 2**20} MB limit for "
-            "a direct upload: upload it to a COS bucket in the same region (e.g. coscli cp "
-            "build/captcha-ocr-scf-python3.10.zip cos://BUCKET/captcha-ocr.zip) and run "
-            "captcha-ocr deploy --cos-bucket BUCKET --cos-object captcha-ocr.zip")
+            f"the zip is {size / 2**20:.1f} MB as base64, over the {limit // 2**20} MB {action} accepts directly: "
+            "upload it to a COS bucket in the same region (e.g. coscli cp build/captcha-ocr-scf-python3.10.zip "
+            "cos://BUCKET/captcha-ocr.zip) and run captcha-ocr deploy --cos-bucket BUCKET --cos-object "
+            "captcha-ocr.zip")
 
