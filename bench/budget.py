@@ -41,7 +41,7 @@ BUDGET_SECONDS = 2.0  # per request on a 2-core machine, of the function's 10 s
 # back). A worker that died mid-job reports nothing; then its whole peak RSS (RUSAGE_CHILDREN) counts.
 _CHILD = r"""
 import json, os, resource, sys, tempfile, time
-sys.path.insert(0, ".")
+sys.path[:0] = [".", *sys.argv[1:]]  # the function's folder first (/var/user), then a layer's (/opt), as SCF does
 
 def memory(pid="self"):
     fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
@@ -112,10 +112,12 @@ class Measurement:
 
 
 def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float = 60,
-                  env: dict[str, str] | None = None) -> Measurement:
+                  env: dict[str, str] | None = None, layer_dir: Path | None = None) -> Measurement:
     """One request in a fresh `python -I -S` process inside the unzipped bundle (env: e.g. the
-    function's CAPTCHA_OCR_MODELS_DIR)."""
-    result = subprocess.run([python, "-I", "-S", "-c", _CHILD], cwd=bundle_dir, input=json.dumps(event).encode(),
+    function's CAPTCHA_OCR_MODELS_DIR; layer_dir: the dependency layer of a layered deploy, on the
+    path after the function's folder)."""
+    result = subprocess.run([python, "-I", "-S", "-c", _CHILD, *([str(layer_dir)] if layer_dir else [])],
+                            cwd=bundle_dir, input=json.dumps(event).encode(),
                             capture_output=True, timeout=timeout, env={"PATH": "/usr/bin:/bin", **(env or {})})
     if result.returncode != 0:
         raise RuntimeError(f"bundle process failed ({result.returncode}): {result.stderr.decode()[-2000:]}")

@@ -2,6 +2,7 @@
 """What the SCF bundle weighs and how fast it starts: sizes by part, cold start in fresh processes.
 
     python bench/bundle.py build/captcha-ocr-scf-python3.10.zip [--runs 15]
+    python bench/bundle.py build/captcha-ocr-code-python3.10.zip --layer build/captcha-ocr-layer-python3.10.zip
 
 Cold start is `import index` (model load, sha256 and shape checks, interpreter creation) plus one
 recognition, in a fresh `python3.10 -I -S` process inside the unzipped bundle, as SCF starts an
@@ -24,7 +25,7 @@ from captcha_ocr.deploy.bundle import find_python
 
 _CHILD = r"""
 import base64, json, sys, time
-sys.path.insert(0, ".")
+sys.path[:0] = [".", *sys.argv[2:]]  # the function's folder, then a layer's: /var/user, then /opt
 started = time.perf_counter()
 import index
 loaded = time.perf_counter()
@@ -47,18 +48,20 @@ def parts(archive: Path, top: int = 12) -> list[tuple[str, int, int]]:
     return [(key, size, unzipped[key]) for key, size in zipped.most_common(top)]
 
 
-def cold_starts(archive: Path, runs: int) -> list[dict]:
+def cold_starts(archive: Path, runs: int, layer: Path | None = None) -> list[dict]:
     python = find_python("3.10")
     if python is None:
         raise SystemExit("Python 3.10 is not installed: cannot start the bundle")
     sample = next((Path(__file__).resolve().parent.parent / "scripts" / "smoke").glob("*.png"))
     image = __import__("base64").b64encode(sample.read_bytes()).decode()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as layer_folder:
         zipfile.ZipFile(archive).extractall(folder)
+        if layer is not None:
+            zipfile.ZipFile(layer).extractall(layer_folder)
         results = []
         for _ in range(runs):
-            done = subprocess.run([python, "-I", "-S", "-c", _CHILD, image], cwd=folder, capture_output=True,
-                                  text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
+            done = subprocess.run([python, "-I", "-S", "-c", _CHILD, image, *([layer_folder] if layer else [])],
+                                  cwd=folder, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return results
 
@@ -67,13 +70,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("archive", type=Path)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--layer", type=Path, help="the dependency layer of a layered deploy (ARCHIVE: its code zip)")
     args = parser.parse_args()
     infos = zipfile.ZipFile(args.archive).infolist()
     print(f"{args.archive.name}: {args.archive.stat().st_size / 1e6:.2f} MB zipped, "
           f"{sum(i.file_size for i in infos) / 1e6:.2f} MB unzipped, {len(infos)} files")
     for key, zipped, unzipped in parts(args.archive):
         print(f"  {zipped / 1e6:6.2f} MB zipped  {unzipped / 1e6:6.2f} MB unzipped  {key}")
-    runs = cold_starts(args.archive, args.runs)
+    runs = cold_starts(args.archive, args.runs, args.layer)
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     print(f"cold start, median of {len(runs)} fresh processes: import index {median['import_s'] * 1000:.0f} ms, "
           f"first request {median['first_request_s'] * 1000:.1f} ms, peak RSS {median['peak_mb']:.1f} MB")

@@ -255,7 +255,14 @@ def _add_deploy(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=int, help="seconds (default: serverless.yml provider.timeout)")
     p.add_argument("--url-auth", choices=["NONE", "CAM"], type=str.upper,
                    help="Function URL auth: NONE (public) or CAM (signed) (default: custom.deploy.urlAuth)")
-    p.add_argument("--bundle", type=Path, help="a zip from scripts/build_bundle.py (default: build one now)")
+    p.add_argument("--bundle", type=Path, help="a zip to deploy as the function's code (default: build the code "
+                   "zip and its dependency layer now)")
+    p.add_argument("--layer", type=Path, help="with --bundle: the dependency layer zip to bind it to")
+    p.add_argument("--single-zip", action="store_true",
+                   help="code and dependencies in one zip, no layer (as for the console; updates then need COS)")
+    p.add_argument("--publish", action="store_true", help="publish a version and route $DEFAULT (the URL) to it")
+    p.add_argument("--rollback", metavar="VERSION", help="route $DEFAULT (the URL) back to a published version; "
+                   "nothing is built or uploaded")
     _models_args(p)
     p.add_argument("--cos-bucket", help="deploy a zip already uploaded to COS (needed above 50 MB)")
     p.add_argument("--cos-object", help="its object key in --cos-bucket")
@@ -283,27 +290,50 @@ def _deploy(args: argparse.Namespace) -> int:
     chosen = {"name": args.name, "region": args.region, "namespace": args.namespace, "memory": args.memory,
               "timeout": args.timeout, "url_auth": args.url_auth}
     settings = dataclasses.replace(defaults, **{k: v for k, v in chosen.items() if v is not None})
-    zip_bytes = None
-    if args.cos_bucket or args.cos_object:
+    zip_bytes = layer_bytes = None
+    if args.rollback:
+        code = {}
+    elif args.cos_bucket or args.cos_object:
         if not (args.cos_bucket and args.cos_object):
             raise tencent.DeployError("--cos-bucket and --cos-object go together")
         code = tencent.cos_code(args.cos_bucket, args.cos_object, settings.region)
+        layer_bytes = args.layer.read_bytes() if args.layer else None
     else:
-        archive = args.bundle or bundle.build(REPO / "build", "3.10", "2.17", "3.4.19",
-                                              args.model_dir or default_model_dir(), models_dir=args.models_dir)
-        zip_bytes = archive.read_bytes()
+        model_dir = args.model_dir or default_model_dir()
+        if args.bundle:
+            archive, layer = args.bundle, args.layer
+        elif args.single_zip:
+            archive, layer = bundle.build(REPO / "build", "3.10", "2.17", "3.4.19", model_dir,
+                                          models_dir=args.models_dir), None
+        else:
+            archive, layer = bundle.build_layered(REPO / "build", "3.10", "2.17", "3.4.19", model_dir,
+                                                  models_dir=args.models_dir)
+        zip_bytes, layer_bytes = archive.read_bytes(), layer.read_bytes() if layer else None
         names = bundle.bundled_models(zip_bytes)
-        print(f"bundle {archive}: {tencent.describe_zip(zip_bytes)}; models: "
+        print(f"code {archive}: {tencent.describe_zip(zip_bytes)}; models: "
               + ", ".join([f"{names[0]} (default)", *names[1:]] if names else ["none"]))
+        if layer_bytes is not None:
+            print(f"dependency layer {layer}: {tencent.describe_zip(layer_bytes)}")
         code = tencent.zip_code(zip_bytes)
     if args.dry_run:
-        print(f"dry run, nothing is sent: {settings.name} in {settings.region}/{settings.namespace}, "
+        reader = None
+        try:
+            credential = tencent.load_credential(settings.credentials_file)
+            reader = tencent.SdkCloud(settings.region, credential, args.api_endpoint, args.api_scheme)
+            how = "reading the account (GetFunction, ListTriggers, ListLayerVersions), writing nothing"
+        except tencent.DeployError:
+            how = "no credentials, so assuming an empty account"
+        print(f"dry run, {how}: {settings.name} in {settings.region}/{settings.namespace}, "
               f"{settings.memory} MB, {settings.timeout} s, Function URL auth {settings.url_auth}")
-        cloud = tencent.DryRun(print, zip_bytes)
+        cloud = tencent.DryRun(print, zip_bytes, reader, layer_bytes)
     else:
         credential = tencent.load_credential(settings.credentials_file)
         cloud = tencent.SdkCloud(settings.region, credential, args.api_endpoint, args.api_scheme)
-    url = tencent.Deployer(cloud, settings, poll_seconds=0 if args.dry_run else args.poll_seconds).deploy(code)
+    deployer = tencent.Deployer(cloud, settings, poll_seconds=0 if args.dry_run else args.poll_seconds)
+    if args.rollback:
+        url = deployer.rollback(args.rollback)
+    else:
+        url = deployer.deploy(code, layer_bytes, publish=args.publish)
     print(f"Function URL: {url}")
     if args.dry_run or args.no_smoke:
         return 0

@@ -52,6 +52,25 @@ def unzipped_bundle(bundle: Path, tmp_path_factory) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="session")
+def layered_build(tmp_path_factory) -> build_bundle.Layered:
+    """The function's code zip and its dependency layer zip, built once per session."""
+    return build_bundle.build_layered(tmp_path_factory.mktemp("layered"), BUNDLE_PYTHON, "2.17", "3.4.19", MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def unzipped_layered(layered_build, tmp_path_factory) -> tuple[Path, Path, str]:
+    """The layered deploy unzipped as SCF lays it out: (the function's folder, the layer's, Python 3.10)."""
+    python = build_bundle.find_python(BUNDLE_PYTHON)
+    if python is None:
+        pytest.skip(f"Python {BUNDLE_PYTHON} is not installed here; the bundle cannot be run under it")
+    built = layered_build
+    code, layer = tmp_path_factory.mktemp("var-user"), tmp_path_factory.mktemp("opt")
+    zipfile.ZipFile(built.code).extractall(code)
+    zipfile.ZipFile(built.layer).extractall(layer)
+    return code, layer, python
+
+
+@pytest.fixture(scope="session")
 def app() -> App:
     return create_app(MODEL_DIR)
 

@@ -39,9 +39,20 @@ def test_the_corpus_has_every_class_once(hostile_cases):
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(CLASS_COUNT), ids=CLASS_NAMES)
 def test_hostile_class_on_the_bundle(unzipped_bundle, hostile_cases, captcha_sample, index):
-    case = hostile_cases[index]
     root, python = unzipped_bundle
-    measured = run_in_bundle(root, python, case.event)
+    check_case(run_in_bundle(root, python, hostile_cases[index].event), hostile_cases[index], captcha_sample)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(CLASS_COUNT), ids=CLASS_NAMES)
+def test_hostile_class_on_the_layered_deploy(unzipped_layered, hostile_cases, captcha_sample, index):
+    """The function's zip and its dependency layer in two folders, on the path as SCF puts them."""
+    code, layer, python = unzipped_layered
+    check_case(run_in_bundle(code, python, hostile_cases[index].event, layer_dir=layer), hostile_cases[index],
+               captcha_sample)
+
+
+def check_case(measured, case: Case, captcha_sample) -> None:
     assert (measured.status, measured.code) == (case.status, case.code), case.name
     if case.text is not None:
         assert measured.text == case.text, case.name
@@ -135,3 +146,37 @@ def test_the_workers_memory_cap_on_the_bundle(unzipped_bundle, captcha_sample, c
     (big_status, _), (status, body) = json.loads(done.stdout.strip().splitlines()[-1])
     assert big_status in ((200,) if cap_mb == 48 else (413, 415))
     assert (status, body["text"]) == (200, captcha_sample.text)
+
+
+@pytest.mark.slow
+def test_the_layered_deploy_keeps_dependencies_in_the_layer_alone(unzipped_layered, captcha_sample):
+    import json
+    import subprocess
+
+    code, layer, python = unzipped_layered
+    assert not any((code / name).exists() for name in ("numpy", "PIL", "ai_edge_litert", "captcha"))
+    assert all((layer / name).is_dir() for name in ("numpy", "PIL", "ai_edge_litert"))
+    program = ("import json, sys; sys.path[:0] = ['.', sys.argv[1]]; import index, numpy, PIL, ai_edge_litert; "
+               "reply = index.main_handler({'base64Image': sys.stdin.read()}, None); "
+               "print(json.dumps([m.__file__ for m in (numpy, PIL, ai_edge_litert)] + [json.loads(reply['body'])]))")
+    done = subprocess.run([python, "-I", "-S", "-c", program, str(layer)], cwd=code, input=b64(captcha_sample.data),
+                          capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    *files, body = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(path.startswith(str(layer)) for path in files) and body["text"] == captcha_sample.text
+
+
+@pytest.mark.slow
+def test_a_code_update_uploads_at_most_1_5_mb_and_the_layer_is_reproducible(layered_build, tmp_path):
+    """UpdateFunctionCode takes 20 MB; the code zip is what an update sends, as base64. The layer's
+    bytes are the same on every build, so its digest decides alone whether it is published again."""
+    import base64
+    import hashlib
+
+    from captcha_ocr.deploy import bundle as build_bundle
+    from captcha_ocr.registry import SHIPPED_MODEL_DIR
+
+    assert len(base64.b64encode(layered_build.code.read_bytes())) <= 1.5 * 2**20
+    again = build_bundle.build_layered(tmp_path, "3.10", "2.17", "3.4.19", SHIPPED_MODEL_DIR)
+    digest = hashlib.sha256(layered_build.layer.read_bytes()).digest()
+    assert hashlib.sha256(again.layer.read_bytes()).digest() == digest

@@ -61,6 +61,7 @@ class FakeScf:
 
     def __init__(self) -> None:
         self.functions: dict[str, dict] = {}
+        self.layers: dict[str, list[dict]] = {}
         self.listings_before_url = 1  # ListTriggers calls after CreateTrigger that show no URL yet
         self.calls: list[tuple[str, dict]] = []
         self.faults: dict[str, list[str]] = {}
@@ -118,7 +119,7 @@ class FakeScf:
             function["Status"] = function["states"].pop(0)
         else:
             function["Status"] = function["states"][0]
-        return {key: value for key, value in function.items() if key != "states"}
+        return {key: value for key, value in function.items() if key not in ("states", "code", "versions", "alias")}
 
     @staticmethod
     def check_configuration(params: dict) -> None:
@@ -149,7 +150,10 @@ class FakeScf:
             raise invalid("FunctionName", "letters, digits, - and _, 2-60")
         self.check_configuration(params)
         self.check_code("CreateFunction", params["Code"])
+        self.check_layers(params)
         self.functions[params["FunctionName"]] = {
+            "code": params["Code"].get("ZipFile") or params["Code"].get("CosObjectName"), "versions": [],
+            "alias": "$LATEST", "Layers": params.get("Layers"),
             "FunctionName": params["FunctionName"], "Namespace": params["Namespace"], "Runtime": params["Runtime"],
             "Type": params.get("Type", "Event"), "Handler": params["Handler"], "MemorySize": params["MemorySize"],
             "Timeout": params["Timeout"], "Environment": params["Environment"], "Triggers": [], "StatusReasons": [],
@@ -160,14 +164,74 @@ class FakeScf:
     def UpdateFunctionCode(self, params: dict) -> dict:  # noqa: N802
         function = self._function(params)
         self.check_code("UpdateFunctionCode", params)
+        function["code"] = params.get("ZipFile") or params.get("CosObjectName")
         function["states"] = ["Updating", "Active"]
         return {}
 
     def UpdateFunctionConfiguration(self, params: dict) -> dict:  # noqa: N802
         function = self._function(params)
         self.check_configuration(params)
+        self.check_layers(params)
         function.update(MemorySize=params["MemorySize"], Timeout=params["Timeout"], states=["Updating", "Active"])
+        if "Layers" in params:
+            function["Layers"] = params["Layers"]
         return {}
+
+    # -- layers, versions and the $DEFAULT alias --------------------------------------------
+    def PublishLayerVersion(self, params: dict) -> dict:  # noqa: N802
+        if not re.fullmatch(r"[A-Za-z](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?", params["LayerName"]):
+            raise invalid("LayerName", "1-64 letters, digits, - and _")
+        if "Python3.10" not in params["CompatibleRuntimes"]:
+            raise invalid("CompatibleRuntimes", "the function's runtime is not among them")
+        if len(params["Content"].get("ZipFile", "")) > 50 * 2**20:
+            raise invalid("ZipFile", "over 50 MB")
+        versions = self.layers.setdefault(params["LayerName"], [])
+        versions.append({"LayerName": params["LayerName"], "LayerVersion": len(versions) + 1, "Status": "Active",
+                         "Description": params.get("Description", ""),
+                         "CompatibleRuntimes": params["CompatibleRuntimes"], "content": params["Content"]["ZipFile"]})
+        return {"LayerVersion": len(versions)}
+
+    def ListLayerVersions(self, params: dict) -> dict:  # noqa: N802
+        if params["LayerName"] not in self.layers:
+            raise tencent.CloudError("ResourceNotFound.Layer", "no such layer")
+        return {"LayerVersions": [{k: v for k, v in version.items() if k != "content"}
+                                  for version in self.layers[params["LayerName"]]]}
+
+    def GetLayerVersion(self, params: dict) -> dict:  # noqa: N802
+        versions = self.layers.get(params["LayerName"], [])
+        if not 1 <= params["LayerVersion"] <= len(versions):
+            raise tencent.CloudError("ResourceNotFound.LayerVersion", "no such layer version")
+        return {k: v for k, v in versions[params["LayerVersion"] - 1].items() if k != "content"}
+
+    def check_layers(self, params: dict) -> None:
+        for layer in params.get("Layers") or []:
+            if not 1 <= layer["LayerVersion"] <= len(self.layers.get(layer["LayerName"], [])):
+                raise tencent.CloudError("ResourceNotFound.Layer", f"no layer {layer}")
+
+    def PublishVersion(self, params: dict) -> dict:  # noqa: N802
+        function = self._function(params)
+        version = str(len(function["versions"]) + 1)
+        function["versions"].append({"Version": version, "code": function["code"], "Layers": function.get("Layers")})
+        return {"FunctionVersion": version}
+
+    def UpdateAlias(self, params: dict) -> dict:  # noqa: N802
+        function = self._function(params)
+        if params["Name"] != "$DEFAULT" or params["FunctionVersion"] not in {
+                v["Version"] for v in function["versions"]}:
+            raise tencent.CloudError("ResourceNotFound.Version", "no such version")
+        function["alias"] = params["FunctionVersion"]
+        return {}
+
+    def ListVersionByFunction(self, params: dict) -> dict:  # noqa: N802
+        function = self._function(params)
+        versions = [{"Version": "$LATEST"}, *({"Version": v["Version"]} for v in function["versions"])]
+        return {"Versions": versions, "FunctionVersion": [v["Version"] for v in versions], "TotalCount": len(versions)}
+
+    def serves(self, name: str = "captcha-ocr") -> str:
+        """The code the Function URL runs: $DEFAULT's version, else $LATEST."""
+        function = self.functions[name]
+        version = next((v for v in function["versions"] if v["Version"] == function["alias"]), None)
+        return version["code"] if version else function["code"]
 
     def ListTriggers(self, params: dict) -> dict:  # noqa: N802
         triggers = self._function(params)["Triggers"]
@@ -424,9 +488,10 @@ def test_dry_run_prints_the_plan_and_sends_nothing(fake_scf, small_zip, tmp_path
         'PYTHONUNBUFFERED: "1"', 'PYTHONUNBUFFERED: "1"\n      API_SECRET_TOKEN: "hunter2"'))
     code, out, err = run_deploy(fake_scf, small_zip, "--dry-run", "--config", str(config))
     assert code == 0, err
-    assert fake_scf.calls == []
+    assert actions(fake_scf) == ["GetFunction"] and fake_scf.functions == {}  # it read the account, wrote nothing
+    assert "reading the account" in out
     planned = [line.split(" ", 1)[0] for line in out.splitlines() if line[:1].isupper() and "{" in line]
-    assert planned == ["GetFunction", "CreateFunction", "GetFunction", "ListTriggers", "CreateTrigger"]
+    assert planned == ["CreateFunction", "CreateTrigger"]
     digest = hashlib.sha256(small_zip.read_bytes()).hexdigest()
     assert f"sha256 {digest}" in out and base64.b64encode(small_zip.read_bytes()).decode() not in out
     assert "hunter2" not in out and '"Value": "***"' in out
@@ -454,3 +519,74 @@ def test_settings_come_from_serverless_yml():
     settings = tencent.settings_from_serverless(REPO / "serverless.yml")
     assert (settings.name, settings.region, settings.namespace, settings.memory, settings.timeout,
             settings.url_auth) == ("captcha-ocr", "ap-guangzhou", "default", 128, 10, "NONE")
+
+
+# -- the layered deploy end to end: first deploy, code update, dependency change, publish, roll-back
+def zip_of(tmp_path: Path, name: str, files: dict[str, str]) -> Path:
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as archive:
+        for file, text in files.items():
+            archive.writestr(file, text)
+    return path
+
+
+def test_layered_deploys_end_to_end(fake_scf, tmp_path):
+    code_v1 = zip_of(tmp_path, "code1.zip", {"index.py": "# version 1\n"})
+    code_v2 = zip_of(tmp_path, "code2.zip", {"index.py": "# version 2\n"})
+    deps_a = zip_of(tmp_path, "deps-a.zip", {"numpy/__init__.py": "# numpy a\n"})
+    deps_b = zip_of(tmp_path, "deps-b.zip", {"numpy/__init__.py": "# numpy b\n"})
+
+    # a first deploy publishes the layer and binds it
+    code, out, err = run_deploy(fake_scf, code_v1, "--layer", str(deps_a), "--publish")
+    assert code == 0, err
+    function = fake_scf.functions["captcha-ocr"]
+    assert function["Layers"] == [{"LayerName": "captcha-ocr-deps", "LayerVersion": 1}]
+    assert actions(fake_scf).count("PublishLayerVersion") == 1 and function["alias"] == "1"
+    url = FUNCTION_URL
+
+    # a code-only update reuses the layer: no PublishLayerVersion, the upload is the code alone
+    fake_scf.calls.clear()
+    code, out, err = run_deploy(fake_scf, code_v2, "--layer", str(deps_a), "--publish")
+    assert code == 0, err
+    assert "PublishLayerVersion" not in actions(fake_scf) and "reused" in out
+    uploaded = next(params for action, params in fake_scf.calls if action == "UpdateFunctionCode")
+    assert len(uploaded["ZipFile"]) <= 1.5 * 2**20
+    assert fake_scf.serves() == base64.b64encode(code_v2.read_bytes()).decode() and function["alias"] == "2"
+
+    # a dependency change publishes a new layer version and binds it
+    fake_scf.calls.clear()
+    code, out, err = run_deploy(fake_scf, code_v2, "--layer", str(deps_b))
+    assert code == 0, err
+    assert actions(fake_scf).count("PublishLayerVersion") == 1
+    assert function["Layers"] == [{"LayerName": "captcha-ocr-deps", "LayerVersion": 2}]
+
+    # a roll-back routes $DEFAULT (so the URL) to version 1: nothing built, nothing uploaded
+    fake_scf.calls.clear()
+    code, out, err = run_deploy(fake_scf, code_v2, "--rollback", "1")
+    assert code == 0, err
+    assert fake_scf.serves() == base64.b64encode(code_v1.read_bytes()).decode()
+    assert not {"UpdateFunctionCode", "PublishLayerVersion", "CreateTrigger"} & set(actions(fake_scf))
+    assert f"Function URL: {url}" in out
+    code, _, err = run_deploy(fake_scf, code_v2, "--rollback", "9")
+    assert code == 1 and "no published version '9'" in err
+
+
+def test_the_dry_run_of_an_update_shows_the_real_plan(fake_scf, tmp_path):
+    code_zip = zip_of(tmp_path, "code.zip", {"index.py": "# v\n"})
+    deps = zip_of(tmp_path, "deps.zip", {"numpy/__init__.py": "# n\n"})
+    assert run_deploy(fake_scf, code_zip, "--layer", str(deps))[0] == 0
+    fake_scf.calls.clear()
+    code, out, err = run_deploy(fake_scf, code_zip, "--layer", str(deps), "--dry-run")
+    assert code == 0, err
+    assert set(actions(fake_scf)) <= set(tencent.READ_ACTIONS)  # only reads reached the account
+    planned = [line.split(" ", 1)[0] for line in out.splitlines() if line[:1].isupper() and "{" in line]
+    assert planned == ["UpdateFunctionCode", "UpdateFunctionConfiguration"]  # the layer reused, the URL there
+    assert "reused" in out
+
+
+def test_a_dry_run_without_credentials_says_it_assumes_an_empty_account(fake_scf, small_zip, monkeypatch):
+    monkeypatch.delenv("TENCENTCLOUD_SECRET_ID")
+    monkeypatch.delenv("TENCENTCLOUD_SECRET_KEY")
+    code, out, err = run_deploy(fake_scf, small_zip, "--dry-run")
+    assert code == 0, err
+    assert "assuming an empty account" in out and fake_scf.calls == []

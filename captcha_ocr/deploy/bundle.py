@@ -23,6 +23,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
@@ -174,7 +175,7 @@ def install_wheels(target: Path, python: str, requirements: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def copy_function(target: Path, model_dir: Path, models_dir: Path | None) -> None:
+def copy_function(target: Path, model_dir: Path, models_dir: Path | None, packages_root: Path | None = None) -> None:
     """The serving modules, the default model where the package keeps its shipped one
     (captcha_ocr/models/default), and each model of models_dir in models/NAME: where the handler
     looks for them (registry)."""
@@ -182,7 +183,7 @@ def copy_function(target: Path, model_dir: Path, models_dir: Path | None) -> Non
     for relative in files:
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / relative, target / relative)
-    missing = sorted(name for name in packages if not (target / name).exists())
+    missing = sorted(name for name in packages if not ((packages_root or target) / name).exists())
     if missing:
         raise BundleError(f"serving imports {', '.join(missing)}, which the bundle does not hold")
     copy_model(model_dir, target.joinpath("captcha_ocr", *SHIPPED_MODEL_SUBDIR))
@@ -246,17 +247,18 @@ def write_zip(source: Path, archive: Path) -> None:
                 bundle.writestr(info, path.read_bytes())
 
 
-def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
-          interpreter: str = INTERPRETERS[0], models_dir: Path | None = None) -> Path:
-    """The zip; models_dir defaults to the one the local server serves (registry.default_models_dir)."""
-    staging = out / f"scf-python{python}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+def _fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _stage_runtime(staging: Path, python: str, glibc: str, glibcxx: str, interpreter: str) -> None:
+    """The pinned wheels for the target, pruned, every native library checked against its glibc."""
     requirements = runtime_pins(interpreter)
     print(f"installing Linux x86-64 wheels for Python {python}: {' '.join(requirements)}")
     install_wheels(staging, python, requirements)
     prune(staging)
-    copy_function(staging, model_dir, models_dir)
     problems = check_native_libraries(staging, glibc, glibcxx)
     if problems:
         raise BundleError(f"native libraries too new for glibc {glibc} / GLIBCXX {glibcxx}:\n  "
@@ -264,12 +266,42 @@ def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
     problems = check_needed_libraries(staging)
     if problems:
         raise BundleError("the bundle lacks libraries its modules load:\n  " + "\n  ".join(problems))
-    archive = out / f"captcha-ocr-scf-python{python}.zip"
+    print(f"glibc check passed (target glibc {glibc}, GLIBCXX {glibcxx})")
+
+
+def _zip(staging: Path, archive: Path) -> Path:
     write_zip(staging, archive)
     unzipped = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
-    print(f"glibc check passed (target glibc {glibc}, GLIBCXX {glibcxx})")
     print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MB zipped, {unzipped / 2**20:.1f} MB unzipped")
     return archive
+
+
+def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
+          interpreter: str = INTERPRETERS[0], models_dir: Path | None = None) -> Path:
+    """The single zip (code, models and dependencies together: for the console or COS); models_dir
+    defaults to the one the local server serves (registry.default_models_dir)."""
+    staging = _fresh(out / f"scf-python{python}")
+    _stage_runtime(staging, python, glibc, glibcxx, interpreter)
+    copy_function(staging, model_dir, models_dir)
+    return _zip(staging, out / f"captcha-ocr-scf-python{python}.zip")
+
+
+class Layered(NamedTuple):
+    code: Path  # the function's own zip: index.py, captcha_ocr, the models (about 1 MB)
+    layer: Path  # the dependency layer: the pinned wheels at its root, which SCF unpacks into /opt
+
+
+def build_layered(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
+                  interpreter: str = INTERPRETERS[0], models_dir: Path | None = None) -> Layered:
+    """The function's code and its dependency layer apart, so a code update uploads about 1 MB and
+    the layer is published again only when its content changes. The code zip carries no copy of the
+    layer's packages: /var/user comes first on the path and would shadow them."""
+    layer = _fresh(out / f"layer-python{python}")
+    _stage_runtime(layer, python, glibc, glibcxx, interpreter)
+    code = _fresh(out / f"code-python{python}")
+    copy_function(code, model_dir, models_dir, packages_root=layer)
+    return Layered(_zip(code, out / f"captcha-ocr-code-python{python}.zip"),
+                   _zip(layer, out / f"captcha-ocr-layer-python{python}.zip"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,9 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interpreter", choices=INTERPRETERS, default=INTERPRETERS[0],
                         help="the TFLite package (default ai-edge-litert, pinned in runtime-pins.txt; "
                              "tflite-runtime needs glibc >= 2.29)")
+    parser.add_argument("--layered", action="store_true",
+                        help="the function's code zip and its dependency layer zip apart (what deploy uploads)")
     args = parser.parse_args(argv)
     try:
-        build(args.out, args.python, args.glibc, args.glibcxx, args.model_dir, args.interpreter, args.models_dir)
+        (build_layered if args.layered else build)(args.out, args.python, args.glibc, args.glibcxx, args.model_dir,
+                                                   args.interpreter, args.models_dir)
     except UserError as error:
         print(f"build_bundle: {error}", file=sys.stderr)
         return 1

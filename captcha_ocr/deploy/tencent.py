@@ -32,7 +32,12 @@ FUNCTION_TYPE = "Event"  # an event function, reached through its Function URL (
 UPLOAD_LIMITS = {  # what each call accepts as ZipFile, as base64 text (conservatively: the zip itself is smaller)
     "CreateFunction": 50 * 2**20,  # Code.ZipFile: "zip包大小上限为 50MB"
     "UpdateFunctionCode": 20 * 2**20,  # ZipFile: "最大支持20M"
+    "PublishLayerVersion": 50 * 2**20,  # Content is a Code: the same 50 MB
 }
+LAYER_NAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?")  # 1-64, a letter first, no - or _ last
+LAYER_MARK = "captcha ocr dependencies sha256 "  # + the layer zip's digest, in the layer version's Description
+DEFAULT_ALIAS = "$DEFAULT"  # what the Function URL routes; PublishVersion + UpdateAlias move it, the URL stays
+READ_ACTIONS = ("GetFunction", "ListTriggers", "ListLayerVersions", "GetLayerVersion", "ListVersionByFunction")
 ZIP_UPLOAD_LIMIT_BYTES = UPLOAD_LIMITS["CreateFunction"]
 FUNCTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]")  # letters first, 2-60, no - or _ last
 # "英文字母、数字、空格、逗号、换行符和英文句号，支持中文": letters, digits, space, comma, newline, period, Chinese
@@ -81,6 +86,11 @@ class DeploySettings:
     description: str = ""
     environment: dict[str, str] = field(default_factory=dict)
     credentials_file: str = "~/credentials"
+    layer: str = ""  # the dependency layer's name (default: the function's name + "-deps")
+
+    @property
+    def layer_name(self) -> str:
+        return self.layer or f"{self.name}-deps"
 
 
 def check_settings(settings: DeploySettings) -> None:
@@ -100,6 +110,9 @@ def check_settings(settings: DeploySettings) -> None:
     for key, value in settings.environment.items():
         if not key or not value:
             problems.append(f"environment variable {key[:64]!r}: neither its name nor its value may be empty")
+    if not LAYER_NAME.fullmatch(settings.layer_name):
+        problems.append(f"layer name {settings.layer_name[:80]!r}: 1-64 letters, digits, '-' and '_', starting with a "
+                        "letter and not ending with '-' or '_'")
     if problems:
         raise DeployError("the SCF API would refuse these settings:\n  " + "\n  ".join(problems))
 
@@ -123,6 +136,7 @@ def settings_from_serverless(path: Path) -> DeploySettings:
         description=str(function.get("description", "")),
         environment={str(k): str(v) for k, v in variables.items()},
         credentials_file=str(provider.get("credentials", DeploySettings.credentials_file)),
+        layer=str(custom.get("layer", "")),
     )
 
 
@@ -169,25 +183,62 @@ class SdkCloud:
 
 
 class DryRun:
-    """Prints every call it would send and answers as a fresh account would: no function yet."""
+    """Prints every call it would send and sends no write. With `reader` (credentials were found),
+    the reads go to the account, so the plan printed is the real one: create or update, layer reused
+    or published. Without one it answers as an empty account would, and says so."""
 
-    def __init__(self, print_line: Callable[[str], None], zip_bytes: bytes | None) -> None:
-        self.print_line = print_line
-        self.zip_note = describe_zip(zip_bytes) if zip_bytes is not None else ""
-        self.created = False
+    def __init__(self, print_line: Callable[[str], None], zip_bytes: bytes | None, reader: Cloud | None = None,
+                 layer_bytes: bytes | None = None) -> None:
+        self.print_line, self.reader = print_line, reader
+        self.notes = {describe_zip(data): data for data in (zip_bytes, layer_bytes) if data is not None}
+        self.written: set[str] = set()
+        self.function: dict[str, Any] | None = None
 
     def call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        self.print_line(f"{action} {json.dumps(masked(params, self.zip_note), ensure_ascii=False)}")
-        self.created = self.created or action == "CreateFunction"
+        if action not in READ_ACTIONS:
+            self.written.add(action)
+            self.print_line(f"{action} {json.dumps(self._masked(params), ensure_ascii=False)}")
+            return self._as_if_done(action)
+        if self.reader is not None and not self._changed_by_writes(action):
+            self.print_line(f"(read) {action} {json.dumps(masked(params), ensure_ascii=False)}")
+            answer = self.reader.call(action, params)
+            if action == "GetFunction":
+                self.function = answer
+            return answer
+        return self._as_if_done(action)
+
+    def _changed_by_writes(self, action: str) -> bool:
+        """Whether a read's answer depends on writes this dry run only printed."""
+        return bool({"GetFunction": self.written, "ListTriggers": {"CreateFunction", "CreateTrigger"} & self.written,
+                     "GetLayerVersion": {"PublishLayerVersion"} & self.written,
+                     "ListVersionByFunction": {"CreateFunction", "PublishVersion"} & self.written}.get(action))
+
+    def _masked(self, params: dict[str, Any]) -> Any:
+        zipped = params.get("ZipFile") or (params.get("Code") or params.get("Content") or {}).get("ZipFile") or ""
+        note = next((note for note, data in self.notes.items() if base64.b64encode(data).decode() == zipped), "")
+        return masked(params, note)
+
+    def _as_if_done(self, action: str) -> dict[str, Any]:
+        """What the account would answer once the writes printed so far were made."""
         if action == "GetFunction":
-            if not self.created:
+            if self.function is None and "CreateFunction" not in self.written:
                 raise CloudError("ResourceNotFound.Function", "(dry run: assuming the function does not exist yet)")
-            return {"Status": "Active"}
+            return {**(self.function or {}), "Status": "Active"}
         if action == "ListTriggers":
+            if "CreateTrigger" in self.written:
+                return {"Triggers": [{"Type": "http", "Qualifier": DEFAULT_ALIAS, "TriggerDesc": json.dumps(
+                    {"NetConfig": {"ExtranetUrl": "https://<the Function URL SCF assigns>"}})}]}
             return {"Triggers": []}
-        if action == "CreateTrigger":
-            return {"TriggerInfo": {"TriggerDesc": json.dumps({"NetConfig": {
-                "ExtranetUrl": "https://<the Function URL SCF assigns>"}})}}
+        if action == "ListLayerVersions":
+            return {"LayerVersions": []}
+        if action == "PublishLayerVersion":
+            return {"LayerVersion": 0}
+        if action == "GetLayerVersion":
+            return {"Status": "Active"}
+        if action == "PublishVersion":
+            return {"FunctionVersion": "<the next version>"}
+        if action == "ListVersionByFunction":
+            return {"Versions": []}
         return {}
 
 
@@ -222,11 +273,15 @@ class Deployer:
     max_wait_seconds: float = 300.0
     retries: int = 5
     sleep: Callable[[float], None] = time.sleep
+    layers: list[dict[str, Any]] | None = field(default=None, init=False)  # bound to the function, when layered
 
-    def deploy(self, code: dict[str, Any]) -> str:
-        """Create or update the function with `code` (ZipFile or COS), wait for Active, ensure the
-        Function URL, and return the URL. Every documented parameter rule is checked first."""
+    def deploy(self, code: dict[str, Any], layer: bytes | None = None, publish: bool = False) -> str:
+        """Create or update the function with `code` (ZipFile or COS), bound to the dependency
+        `layer` (a zip, published only when its content changed) when one is given; wait for Active,
+        ensure the Function URL, with `publish` publish a version and route $DEFAULT to it, and return
+        the URL. Every documented parameter rule is checked first."""
         check_settings(self.settings)
+        self.layers = None if layer is None else [self._ensure_layer(layer)]
         existing = self._function()
         if existing is None:
             check_upload_size(code, "CreateFunction")
@@ -250,7 +305,59 @@ class Deployer:
             self._wait_active("code updated")
             self._call("UpdateFunctionConfiguration", {**self._identity(), **self._configuration()})
             self._wait_active("configuration updated")
+        url = self._ensure_function_url()
+        if publish:
+            self._publish()
+        return url
+
+    def rollback(self, version: str) -> str:
+        """Route $DEFAULT, and so the Function URL, back to an earlier published version; the URL stays."""
+        versions = [str(v.get("Version")) for v in self._call(
+            "ListVersionByFunction", {**self._identity(), "Limit": 100}).get("Versions") or []]
+        if version not in versions:
+            raise DeployError(f"{self.settings.name} has no published version {version!r}; it has "
+                              f"{', '.join(v for v in versions if v != '$LATEST') or 'none'}")
+        self._call("UpdateAlias", {**self._identity(), "Name": DEFAULT_ALIAS, "FunctionVersion": version})
+        self.print_line(f"{DEFAULT_ALIAS} now routes to version {version}")
         return self._ensure_function_url()
+
+    def _publish(self) -> None:
+        published = self._call("PublishVersion", {**self._identity(), "Description": "published by captcha ocr"})
+        version = str(published.get("FunctionVersion", ""))
+        self._call("UpdateAlias", {**self._identity(), "Name": DEFAULT_ALIAS, "FunctionVersion": version})
+        self.print_line(f"published version {version}; {DEFAULT_ALIAS} routes to it "
+                        "(captcha-ocr deploy --rollback VERSION routes it back)")
+
+    def _ensure_layer(self, data: bytes) -> dict[str, Any]:
+        """The dependency layer's version holding exactly `data` (its sha256 in the version's
+        Description): reused when one is there, else published and waited for."""
+        name, mark = self.settings.layer_name, LAYER_MARK + hashlib.sha256(data).hexdigest()[:40]
+        try:
+            versions = self._call("ListLayerVersions", {"LayerName": name}).get("LayerVersions") or []
+        except DeployError as error:
+            if not error.code.startswith("ResourceNotFound"):
+                raise
+            versions = []
+        for version in versions:
+            if version.get("Description") == mark and version.get("Status", "Active") == "Active":
+                self.print_line(f"layer {name} version {version['LayerVersion']} holds these dependencies: reused")
+                return {"LayerName": name, "LayerVersion": int(version["LayerVersion"])}
+        content = {"ZipFile": base64.b64encode(data).decode("ascii")}
+        check_upload_size(content, "PublishLayerVersion")
+        self.print_line(f"publishing layer {name} ({len(data) / 2**20:.1f} MB of dependencies)")
+        number = int(self._call("PublishLayerVersion", {
+            "LayerName": name, "CompatibleRuntimes": [RUNTIME], "Content": content, "Description": mark,
+            "LicenseInfo": "the licences of numpy, Pillow, ai-edge-litert and captcha"}).get("LayerVersion", 0))
+        waited = 0.0
+        while waited <= self.max_wait_seconds:
+            status = self._call("GetLayerVersion", {"LayerName": name, "LayerVersion": number}).get("Status")
+            if status == "Active":
+                return {"LayerName": name, "LayerVersion": number}
+            if status and "Fail" in status:
+                raise DeployError(f"layer {name} version {number} is {status}")
+            self.sleep(self.poll_seconds)
+            waited += max(self.poll_seconds, 0.5)
+        raise DeployError(f"layer {name} version {number} is not active after {self.max_wait_seconds:.0f} s")
 
     def _check_existing(self, function: dict[str, Any]) -> None:
         """An existing function must be one this command can update: its Runtime cannot change after
@@ -278,8 +385,11 @@ class Deployer:
 
     def _configuration(self) -> dict[str, Any]:
         variables = [{"Key": key, "Value": value} for key, value in sorted(self.settings.environment.items())]
-        return {"MemorySize": self.settings.memory, "Timeout": self.settings.timeout,
-                "Description": self.settings.description[:1000], "Environment": {"Variables": variables}}
+        configuration = {"MemorySize": self.settings.memory, "Timeout": self.settings.timeout,
+                         "Description": self.settings.description[:1000], "Environment": {"Variables": variables}}
+        if self.layers is not None:
+            configuration["Layers"] = self.layers
+        return configuration
 
     def _function(self) -> dict[str, Any] | None:
         try:
