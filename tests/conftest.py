@@ -132,3 +132,24 @@ def post_event(body: str, content_type: str = "application/json", path: str = "/
 def call(app: App, event: object) -> tuple[int, dict | None]:
     reply = app.handle(event, None)
     return reply["statusCode"], (json.loads(reply["body"]) if reply["body"] else None)
+
+
+def readings_disagree_across_threads(read, images: list[bytes], threads: int = 6, rounds: int = 10) -> list[str]:
+    """`read` (image bytes -> text) called from several threads at once, each image read many times:
+    every reading that differs from the one a single thread got first."""
+    expected = [read(image) for image in images]
+    failures: list[str] = []
+
+    def work(offset: int) -> None:
+        for round_ in range(rounds):
+            index = (offset + round_) % len(images)
+            text = read(images[index])
+            if text != expected[index]:
+                failures.append(f"thread {offset}: {text!r} != {expected[index]!r}")
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    return failures

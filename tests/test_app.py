@@ -5,7 +5,7 @@ import logging
 from urllib.parse import quote, urlencode
 
 import pytest
-from conftest import b64, call, encode, get_event, post_event
+from conftest import MODEL_DIR, b64, call, encode, get_event, post_event
 from PIL import Image
 from test_imaging import png_header_only
 
@@ -187,3 +187,17 @@ def test_samples_are_fresh_captchas_the_model_reads(app: App):
         assert status == 200 and body["text"] == sample["text"]
         texts.add(sample["text"])
     assert len(texts) == 3
+
+
+def test_the_cold_start_log_names_the_python_and_the_glibc(monkeypatch):
+    """So the first live deploy confirms SCF's base image (documented: CentOS 7.7, glibc 2.17)."""
+    import platform
+
+    from captcha_ocr import app as app_module
+
+    logged: list[dict] = []
+    monkeypatch.setattr(app_module, "log_event", lambda **fields: logged.append(fields))
+    created = app_module.create_app(MODEL_DIR)
+    created.reader.decoder.close()
+    (cold,) = [entry for entry in logged if entry.get("event") == "cold_start"]
+    assert cold["python"] == platform.python_version() and cold["libc"].startswith("glibc ")

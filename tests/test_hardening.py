@@ -11,13 +11,12 @@ import io
 import json
 import os
 import resource
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, b64, build_bundle, call, encode, get_event, post_event
+from conftest import REPO, b64, build_bundle, call, encode, get_event, post_event, readings_disagree_across_threads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -217,20 +216,7 @@ def test_serving_code_has_no_pickle_eval_or_shell(module):
 
 
 def test_concurrent_calls_share_one_interpreter_safely(app, fresh_captchas):
-    samples = fresh_captchas[:8]
-    expected = [json.loads(app.handle(get_event(b64(s.data)), None)["body"])["text"] for s in samples]
-    failures: list[str] = []
+    def read(image: bytes) -> str:
+        return json.loads(app.handle(get_event(b64(image)), None)["body"])["text"]
 
-    def worker(offset: int) -> None:
-        for round_ in range(10):
-            index = (offset + round_) % len(samples)
-            text = json.loads(app.handle(get_event(b64(samples[index].data)), None)["body"])["text"]
-            if text != expected[index]:
-                failures.append(f"thread {offset}: {text!r} != {expected[index]!r}")
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    assert readings_disagree_across_threads(read, [s.data for s in fresh_captchas[:8]], threads=8) == []

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import b64, call, get_event, post_event
+from conftest import b64, call, get_event, post_event, readings_disagree_across_threads
 
 from captcha_ocr.app import App
 from captcha_ocr.errors import DecoderCrashed, DecoderTimedOut, ImageTooComplex
@@ -129,23 +128,11 @@ def test_the_workers_memory_cap_leaves_room_for_the_largest_allowed_image():
 
 def test_concurrent_requests_share_the_workers_safely(app, fresh_captchas):
     pool_app = App(app.models, DecoderPool(app.limits, size=2))
-    samples = fresh_captchas[:6]
-    expected = [call(pool_app, get_event(b64(s.data)))[1]["text"] for s in samples]
-    failures: list[str] = []
-
-    def worker(offset: int) -> None:
-        for round_ in range(8):
-            index = (offset + round_) % len(samples)
-            text = call(pool_app, get_event(b64(samples[index].data)))[1]["text"]
-            if text != expected[index]:
-                failures.append(f"{text!r} != {expected[index]!r}")
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    pool_app.reader.decoder.close()
+    try:
+        failures = readings_disagree_across_threads(lambda image: call(pool_app, get_event(b64(image)))[1]["text"],
+                                                    [s.data for s in fresh_captchas[:6]], rounds=8)
+    finally:
+        pool_app.reader.decoder.close()
     assert failures == []
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import io
-import threading
 
 import pytest
-from conftest import MODEL_DIR, UPPER, b64, call, encode, get_event, model_variant
+from conftest import MODEL_DIR, UPPER, b64, call, encode, get_event, model_variant, readings_disagree_across_threads
 from PIL import Image
 
 import captcha_ocr
@@ -89,21 +88,7 @@ def test_an_isolated_reader_decodes_in_a_worker_and_reads_the_same(reader, fresh
 
 def test_the_reader_is_thread_safe(reader, fresh_captchas):
     samples = fresh_captchas[:8]
-    expected = [reader.read(s.data).text for s in samples]
-    failures: list[str] = []
-
-    def work(offset: int) -> None:
-        for round_ in range(10):
-            index = (offset + round_) % len(samples)
-            if reader.read(samples[index].data).text != expected[index]:
-                failures.append(str(index))
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    assert readings_disagree_across_threads(lambda image: reader.read(image).text, [s.data for s in samples]) == []
 
 
 def test_importing_the_package_loads_no_numpy():
