@@ -174,3 +174,31 @@ def test_the_shared_real_dataset_loads_with_inferred_settings():
     dataset, report = load_folder(SHARED_DATASET, 32, width)
     assert width == 128 and len(dataset) == 1040 and not report.unreadable
     assert np.isfinite(dataset.images).all()
+
+
+@pytest.mark.slow
+def test_the_held_out_accuracy_a_run_prints_is_what_eval_reports_for_its_export(tmp_path):
+    """One decoder for training and serving: the accuracy a run keeps its checkpoint by is the
+    accuracy its exported float model scores through the handler on the same held-out images."""
+    from captcha_ocr.config import load_config
+    from captcha_ocr.evaluation import synthetic_samples
+    from captcha_ocr.registry import SHIPPED_MODEL_DIR
+
+    shipped = load_config(SHIPPED_MODEL_DIR)  # the style the backbone knows: a short run reads some of it
+    for folder, count, seed in (("train", 400, 11), ("held-out", 60, 12)):
+        (tmp_path / folder).mkdir()
+        for index, sample in enumerate(synthetic_samples(count, seed, shipped.charset, shipped.lengths)):
+            (tmp_path / folder / f"{sample.text}_{index:03d}.png").write_bytes(sample.data)
+    run = tmp_path / "run"
+    trained = run_cli("train", "--data", str(tmp_path / "train"), "--val-data", str(tmp_path / "held-out"),
+                      "--out", str(run), "--epochs", "10", "--seed", "4", "--time-limit", "0")
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    state = json.loads((run / "state.json").read_text())
+    kept = next(h for h in state["history"] if h["epoch"] == state["best_epoch"])
+    report = tmp_path / "eval.json"
+    evaluated = run_cli("eval", "--data", str(tmp_path / "held-out"), "--model-dir", str(run / "export"),
+                        "--model-file", "model.tflite", "--json", str(report))
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    scored = json.loads(report.read_text())["sequence_accuracy"]
+    assert 0 < kept["val_accuracy"] and scored == pytest.approx(kept["val_accuracy"]), (kept, scored)  # not 0 = 0
+    assert f"{kept['val_accuracy']:.4f}" in trained.stdout  # the figure the run printed
