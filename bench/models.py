@@ -10,7 +10,7 @@ each request's size is read as well): the same cost as ten models of the shipped
 measurement is a fresh process, as a cold SCF instance is: `import index` (every model loaded,
 its sha256 and tensor shapes checked), then one request naming the last model, then, in another
 fresh process, the most expensive request of tests/hostile.py. Medians of --repeats processes.
-Writes bench/results/models.json; README "Several models in one function" quotes it.
+Writes bench/results/models.json; docs/models.md quotes it.
 """
 
 from __future__ import annotations

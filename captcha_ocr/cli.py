@@ -264,7 +264,8 @@ def _add_deploy(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rollback", metavar="VERSION", help="route $DEFAULT (the URL) back to a published version; "
                    "nothing is built or uploaded")
     _models_args(p)
-    p.add_argument("--cos-bucket", help="deploy a zip already uploaded to COS (needed above 50 MB)")
+    p.add_argument("--cos-bucket", help="deploy a zip already uploaded to COS (a single zip over the 20 MB "
+                   "UpdateFunctionCode takes directly)")
     p.add_argument("--cos-object", help="its object key in --cos-bucket")
     p.add_argument("--dry-run", action="store_true", help="print every API call (secrets masked) and send nothing")
     p.add_argument("--no-smoke", action="store_true", help="skip scripts/smoke.sh against the new URL")

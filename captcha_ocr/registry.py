@@ -8,10 +8,9 @@ installed package, in the working folder, when there is one: a subfolder per mod
 with its config.json and model file, named by its config. A request picks one with `model`, or,
 naming none, gets the one model that declares its image's size (`source_sizes`), else the default.
 
-Every interpreter is created at cold start. Measured on the bundle (README "Several models in one
-function"), a model of the shipped size costs about 1.1 MB and 1.6 ms of cold start, so ten fit
-the 128 MB function; and a bad model then stops the start, naming itself, instead of failing the
-first request that asks for it.
+Every interpreter is created at cold start: ten models of the shipped size fit the 128 MB function
+(the cost per model, measured on the bundle, is in docs/models.md), and a bad model then stops the
+start, naming itself, instead of failing the first request that asks for it.
 """
 
 from __future__ import annotations

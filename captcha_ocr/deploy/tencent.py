@@ -159,7 +159,7 @@ def load_credential(credentials_file: str = "~/credentials") -> Any:
         if secret_id and secret_key:
             return credential.Credential(secret_id.strip(), secret_key.strip())
     raise DeployError("no Tencent Cloud credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, "
-                      f"or write them to ~/.tencentcloud/credentials or {credentials_file} (README: Deploy)")
+                      f"or write them to ~/.tencentcloud/credentials or {credentials_file} (docs/deploy.md)")
 
 
 class SdkCloud:

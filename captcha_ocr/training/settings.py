@@ -16,7 +16,7 @@ from captcha_ocr.config import GRAY_MODES
 
 DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
 # a user's labelled folder: a small-batch run from the synthetic backbone that returns its best
-# model within 5 minutes (README: "Training on your own captchas"; --time-limit raises it). From the
+# model within 5 minutes (docs/training.md: "Training on your own captchas"; --time-limit raises it). From the
 # ablations in BENCHMARKS.md: a 48-pixel input height (real captchas' letters are small: at 32 on
 # tjsp_captchas they were 9 pixels high), and batches of 8, which leave CTC's plateau sooner than 32.
 FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 8, "height": 48, "patience": 50, "init": "synthetic",
