@@ -234,13 +234,18 @@ class App:
             raise
         add_log_fields(replace=False, imageSize="{}x{}".format(*reading.source_size),
                        imageFormat=reading.source_format, model=reading.model)  # the first image's, for a batch
-        return {
+        body = {
             "ok": True,
             "text": reading.text,
             "confidence": reading.confidence,
             "chars": [{"char": c.char, "confidence": c.confidence} for c in reading.chars],
             "model": self.models.named(reading.model).summary(),
         }
+        if reading.task == "arithmetic":  # what the captcha asks for; a reading with none says why
+            body["answer"] = reading.answer
+            if reading.answer is None:
+                body["answerError"] = reading.answer_error
+        return body
 
     def _named_model(self, mapping: dict[str, Any]) -> Model | None:
         name = mapping.get(MODEL_KEY)

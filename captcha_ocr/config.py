@@ -46,6 +46,7 @@ class ModelConfig:
     height: int
     width: int
     gray: str = GRAY_MODES[0]
+    task: str = "text"  # what a reading means (answers.TASKS): "arithmetic" replies carry the answer too
     model_file: str = "model_quantized.tflite"
     sha256: str = ""
     decoding: str = "ctc_greedy"
@@ -130,6 +131,9 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
         raise ConfigError("config.json: 'source_sizes' must be a list of [width, height] pairs of positive integers")
     # "limits" in a config.json of an earlier version is left alone: the request limits are the
     # function's own now (settings.py), not a model's
+    task = data.get("task", "text")
+    if task not in ("text", "arithmetic"):  # answers.TASKS, not imported: config loads without the rest
+        raise ConfigError("config.json: 'task' must be 'text' or 'arithmetic'")
     model_file = _require(data, "model_file", str)
     if not MODEL_FILE_PATTERN.fullmatch(model_file):
         raise ConfigError(f"config.json: 'model_file' must be a file name in the model's own folder (letters, "
@@ -141,6 +145,7 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
         height=height,
         width=width,
         gray=gray,
+        task=task,
         model_file=model_file,
         sha256=data.get("sha256", ""),
         source_sizes=tuple(sorted({(w, h) for w, h in sizes})),

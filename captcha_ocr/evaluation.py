@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from captcha_ocr.answers import answer
 from captcha_ocr.config import ModelConfig
 from captcha_ocr.events import query_event
 from captcha_ocr.labelled import list_labelled_files
@@ -94,8 +95,11 @@ def handler_report(handle: Callable[[dict, Any], dict], samples: list[Labelled])
         latencies.append((time.perf_counter() - started) * 1000)
         body = json.loads(reply["body"])
         text = body.get("text", "") if body.get("ok") else ""
-        rows.append({"name": sample.name, "truth": sample.text, "predicted": text,
-                     "confidence": body.get("confidence", 0.0), "status": reply["statusCode"]})
+        row = {"name": sample.name, "truth": sample.text, "predicted": text,
+               "confidence": body.get("confidence", 0.0), "status": reply["statusCode"]}
+        if "answer" in body:  # an arithmetic model: its answer is scored too, against the label's
+            row.update(answer=body["answer"], true_answer=answer(sample.text).value)
+        rows.append(row)
     return summarize(rows, latencies)
 
 
@@ -142,7 +146,20 @@ def summarize(rows: list[dict[str, Any]], latencies_ms: list[float]) -> dict[str
         "thresholds": thresholds,
         "errors": [r for r in rows if r["predicted"] != r["truth"]],
         "latency_ms": latency_summary(latencies_ms) if latencies_ms else {},
+        **answer_accuracy(rows),
     }
+
+
+def answer_accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """For an arithmetic model: how often the answer is right, over every image and over the images
+    whose text was read right (where a wrong answer would be the parser's fault, not the model's)."""
+    scored = [r for r in rows if "answer" in r and r["true_answer"] is not None]
+    if not scored:
+        return {}
+    text_right = [r for r in scored if r["predicted"] == r["truth"]]
+    return {"answer_accuracy": float(np.mean([r["answer"] == r["true_answer"] for r in scored])),
+            "answer_accuracy_where_text_right": float(np.mean([r["answer"] == r["true_answer"] for r in text_right]))
+            if text_right else None}
 
 
 def format_report(report: dict[str, Any], title: str) -> str:
@@ -151,6 +168,10 @@ def format_report(report: dict[str, Any], title: str) -> str:
         f"  full-sequence accuracy  {report['sequence_accuracy'] * 100:7.2f}%",
         f"  character accuracy      {report['character_accuracy'] * 100:7.2f}%  (1 - edit distance / characters)",
     ]
+    if "answer_accuracy" in report:
+        where = report["answer_accuracy_where_text_right"]
+        lines.append(f"  answer accuracy         {report['answer_accuracy'] * 100:7.2f}%  (right where the text was: "
+                     + ("-" if where is None else f"{where * 100:.2f}%") + ")")
     if report["latency_ms"]:
         lines.append(f"  handler latency         {report['latency_ms']['median_ms']:7.2f} ms median, "
                      f"{report['latency_ms']['p99_ms']:.2f} ms p99 (base64 event -> reply)")

@@ -26,6 +26,7 @@ from typing import Union
 
 from PIL import Image
 
+from captcha_ocr.answers import Answer, answer
 from captcha_ocr.errors import ApiError, PayloadTooLarge, UnsupportedImage
 from captcha_ocr.imaging import PreparedImage, preprocess
 from captcha_ocr.isolation import DecoderPool
@@ -51,6 +52,9 @@ class Reading:
     model: str  # the name of the model that read it
     source_size: tuple[int, int]  # the image as sent, (width, height)
     source_format: str  # PNG, JPEG, GIF, BMP or WEBP
+    task: str = "text"  # the model's (answers.TASKS)
+    answer: int | None = None  # for an arithmetic model: what the captcha asks for
+    answer_error: str | None = None  # for an arithmetic model: why its reading has no answer
 
 
 class Reader:
@@ -100,8 +104,9 @@ class Reader:
             deadline = time.monotonic() + self.limits.max_decode_ms / 1000
         prepared = self._prepare(data, config.height, config.width, config.gray, deadline)
         result = chosen.recognizer.recognize(prepared.tensor)
+        solved = answer(result.text) if config.task == "arithmetic" else Answer(None)
         return Reading(result.text, result.confidence, tuple(CharReading(c.char, c.confidence) for c in result.chars),
-                       chosen.name, prepared.source_size, prepared.source_format)
+                       chosen.name, prepared.source_size, prepared.source_format, config.task, *solved)
 
     def read_many(self, images: Iterable[ImageInput], model: str | Model | None = None) -> list[Reading | ApiError]:
         """Each image's Reading, or the error that image alone got; one decoding deadline for all."""

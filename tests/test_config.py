@@ -83,3 +83,17 @@ def test_missing_files(tmp_path):
     (tmp_path / data["model_file"]).unlink()
     with pytest.raises(ConfigError, match="not found"):
         create_app(tmp_path)
+
+
+def test_a_task_is_read_written_and_checked(tmp_path):
+    import dataclasses
+
+    config = dataclasses.replace(load_config(MODEL_DIR), task="arithmetic")
+    config.save(tmp_path)
+    shutil.copy(config.model_path(MODEL_DIR), tmp_path / config.model_file)
+    assert load_config(tmp_path).task == "arithmetic"
+    data = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**data, "task": "poetry"}))
+    with pytest.raises(ConfigError, match="task"):
+        load_config(tmp_path)
+    assert load_config(MODEL_DIR).task == "text"  # a config.json without one reads text

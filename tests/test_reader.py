@@ -98,3 +98,57 @@ def test_importing_the_package_loads_no_numpy():
     probe = "import sys, captcha_ocr; print('numpy' in sys.modules, captcha_ocr.__version__)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", captcha_ocr.__version__]
+
+
+@pytest.fixture(scope="module")
+def arithmetic(tmp_path_factory):
+    """The shipped model under a charset whose 'a' is '+' and 'z' is '?': a captcha drawn as "3a5z"
+    reads "3+5?" as an arithmetic model; and that captcha's PNG."""
+    from captcha_ocr.synthetic import _generator, seeded_captcha
+
+    shipped = Reader()
+    for seed in range(20):  # the first drawing the shipped model reads right
+        with seeded_captcha(seed):
+            png = _generator.generate("3a5z", format="png").getvalue()
+        if shipped.read(png).text == "3a5z":
+            break
+    folder = model_variant(tmp_path_factory.mktemp("arithmetic"), "sums", task="arithmetic",
+                           charset=shipped.models.default.config.charset.replace("a", "+").replace("z", "?"))
+    return folder, png
+
+
+def test_an_arithmetic_model_reads_the_answer_the_captcha_asks_for(arithmetic, captcha_png):
+    folder, png = arithmetic
+    reading = Reader(folder).read(png)
+    assert (reading.text, reading.task, reading.answer, reading.answer_error) == ("3+5?", "arithmetic", 8, None)
+    unanswerable = Reader(folder).read(captcha_png)  # a text captcha read by the arithmetic model
+    assert unanswerable.answer is None and unanswerable.answer_error
+    assert Reader().read(png).answer is None and Reader().read(png).task == "text"
+
+
+def test_the_reply_of_an_arithmetic_model_carries_the_answer(arithmetic, captcha_png, app):
+    from captcha_ocr.app import create_app
+
+    folder, png = arithmetic
+    sums = create_app(folder)
+    try:
+        assert call(sums, get_event(b64(png)))[1]["answer"] == 8
+        body = call(sums, get_event(b64(captcha_png)))[1]
+        assert body["ok"] and body["answer"] is None and body["answerError"]
+    finally:
+        sums.reader.decoder.close()
+    assert "answer" not in call(app, get_event(b64(png)))[1]  # a text model's reply is as before
+
+
+def test_eval_scores_an_arithmetic_models_answers(arithmetic, captcha_png):
+    from captcha_ocr.app import create_app
+    from captcha_ocr.evaluation import Labelled, format_report, handler_report
+
+    folder, png = arithmetic
+    sums = create_app(folder)
+    try:
+        report = handler_report(sums.handle, [Labelled("3+5?", png, "sum"), Labelled("3+6?", png, "wrong")])
+    finally:
+        sums.reader.decoder.close()
+    assert report["answer_accuracy"] == 0.5 and report["answer_accuracy_where_text_right"] == 1.0
+    assert "answer accuracy" in format_report(report, "sums")

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from captcha_ocr.answers import is_question
 from captcha_ocr.config import ModelConfig, file_sha256
 from captcha_ocr.evaluation import sequence_accuracy, tflite_predictions_isolated
 from captcha_ocr.training.data import Dataset
@@ -137,6 +138,8 @@ def export_run(settings: TrainSettings, model: keras.Model, train_set: Dataset, 
     config = ModelConfig(
         name=name or run.name, charset=settings.charset, lengths=settings.lengths,
         height=settings.height, width=settings.width, gray=settings.gray,
+        # arithmetic when every label is a question with an answer: replies then carry the answer
+        task="arithmetic" if train_set.texts and all(map(is_question, train_set.texts)) else "text",
         source_sizes=common_sizes(train_set.source_sizes),
         metrics={"training": json.loads((run / "state.json").read_text())},
     )
