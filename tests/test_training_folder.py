@@ -202,3 +202,25 @@ def test_the_held_out_accuracy_a_run_prints_is_what_eval_reports_for_its_export(
     scored = json.loads(report.read_text())["sequence_accuracy"]
     assert 0 < kept["val_accuracy"] and scored == pytest.approx(kept["val_accuracy"]), (kept, scored)  # not 0 = 0
     assert f"{kept['val_accuracy']:.4f}" in trained.stdout  # the figure the run printed
+
+
+@pytest.mark.slow
+def test_a_folder_of_arithmetic_labels_exports_an_arithmetic_model(tmp_path):
+    """Every label a question with an answer: the export says so, and its replies carry the answer."""
+    from captcha_ocr.synthetic import _generator, seeded_captcha
+
+    folder = tmp_path / "sums"
+    folder.mkdir()
+    lines = []
+    for index in range(40):
+        text = f"{index % 9 + 1}+{index % 7 + 2}=?"
+        with seeded_captcha(index):
+            (folder / f"{index:03d}.png").write_bytes(_generator.generate(text, format="png").getvalue())
+        lines.append(f"{index:03d}.png\t{text}\n")
+    (folder / "labels.tsv").write_text("".join(lines))
+    run = tmp_path / "run"
+    result = run_cli("train", "--data", str(folder), "--out", str(run), "--epochs", "1", "--seed", "2",
+                     "--time-limit", "0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    config = json.loads((run / "export" / "config.json").read_text())
+    assert config["task"] == "arithmetic" and set("+=?") <= set(config["charset"])
