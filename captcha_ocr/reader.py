@@ -27,6 +27,7 @@ from typing import Union
 from PIL import Image
 
 from captcha_ocr.answers import Answer, answer
+from captcha_ocr.budget import screen
 from captcha_ocr.errors import ApiError, PayloadTooLarge, UnsupportedImage
 from captcha_ocr.imaging import PreparedImage, preprocess
 from captcha_ocr.isolation import DecoderPool
@@ -123,8 +124,6 @@ class Reader:
         """The one model declaring the image's size, read from its header (budget.screen), else the default."""
         if not self.models.chooses_by_size:
             return self.models.default
-        from captcha_ocr.budget import screen
-
         try:
             size = screen(data, self.limits).size
         except ApiError:

@@ -348,16 +348,16 @@ class Deployer:
         number = int(self._call("PublishLayerVersion", {
             "LayerName": name, "CompatibleRuntimes": [RUNTIME], "Content": content, "Description": mark,
             "LicenseInfo": "the licences of numpy, Pillow, ai-edge-litert and captcha"}).get("LayerVersion", 0))
-        waited = 0.0
-        while waited <= self.max_wait_seconds:
+
+        def active() -> bool | None:
             status = self._call("GetLayerVersion", {"LayerName": name, "LayerVersion": number}).get("Status")
-            if status == "Active":
-                return {"LayerName": name, "LayerVersion": number}
             if status and "Fail" in status:
                 raise DeployError(f"layer {name} version {number} is {status}")
-            self.sleep(self.poll_seconds)
-            waited += max(self.poll_seconds, 0.5)
-        raise DeployError(f"layer {name} version {number} is not active after {self.max_wait_seconds:.0f} s")
+            return True if status == "Active" else None
+
+        if not self._poll(active, self.max_wait_seconds):
+            raise DeployError(f"layer {name} version {number} is not active after {self.max_wait_seconds:.0f} s")
+        return {"LayerName": name, "LayerVersion": number}
 
     def _check_existing(self, function: dict[str, Any]) -> None:
         """An existing function must be one this command can update: its Runtime cannot change after
@@ -440,11 +440,16 @@ class Deployer:
     def _wait_for_url(self) -> str:
         """The documented CreateTrigger reply holds only a RequestId: ListTriggers, polled, shows the
         URL once SCF has made it (under a trigger name of SCF's choosing, so none is relied on)."""
+        return self._poll(lambda: trigger_url(self._url_trigger() or {}) or None, URL_WAIT_SECONDS) or ""
+
+    def _poll(self, check: Callable[[], Any], limit_seconds: float) -> Any:
+        """check() until it gives something other than None, sleeping poll_seconds between tries; None
+        once limit_seconds have passed (counted at least 0.5 s a try, so a zero poll still ends)."""
         waited = 0.0
         while True:
-            url = trigger_url(self._url_trigger() or {})
-            if url or waited >= URL_WAIT_SECONDS:
-                return url
+            found = check()
+            if found is not None or waited >= limit_seconds:
+                return found
             self.sleep(self.poll_seconds)
             waited += max(self.poll_seconds, 0.5)
 
