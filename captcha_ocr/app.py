@@ -56,7 +56,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "/health": {"GET": "health"},
     "/demo": {"GET": "demo"},
     "/sample": {"GET": "sample"},
+    "/slide": {"POST": "slide", "INVOKE": "slide"},
 }
+SLIDER_KEYS = ("background", "piece", "full")  # POST /slide's JSON fields: base64 images
 HTML = "text/html; charset=utf-8"
 
 
@@ -133,7 +135,7 @@ class App:
     def _dispatch(self, request: Request) -> Reply:
         methods = ROUTES.get(request.path)
         if methods is None:
-            raise NotFound(f"no route {request.path[:100]!r}; use / (recognise), /health or /demo")
+            raise NotFound(f"no route {request.path[:100]!r}; use / (recognise), /slide, /health or /demo")
         if request.method == "OPTIONS":
             return Reply(204, None)
         if request.method not in methods:
@@ -152,7 +154,16 @@ class App:
 
     def sample(self, request: Request) -> Reply:
         """A fresh captcha of the model's charset and lengths (`model`, else the default's), drawn by
-        the `captcha` library."""
+        the `captcha` library; with kind=slider, a fresh slider (slider_samples.py) and its gap."""
+        if request.query.get("kind") == "slider":
+            from captcha_ocr.slider_samples import generate_slider, random_seed
+
+            slider = generate_slider(random_seed())
+            mime = "image/jpeg" if slider.background[:3] == b"\xff\xd8\xff" else "image/png"
+            return Reply(200, {"ok": True, "mime": mime, "background": base64.b64encode(slider.background).decode(),
+                               "piece": base64.b64encode(slider.piece).decode(),
+                               "gap": {"x": slider.gap.x, "y": slider.gap.y, "width": slider.gap.width,
+                                       "height": slider.gap.height}})
         try:
             from captcha_ocr.synthetic import synthetic_captcha  # imported on the first sample, not at cold start
         except ImportError as exc:
@@ -172,7 +183,29 @@ class App:
             "models": [model.describe() for model in self.models],
             "runtime": {"package": runtime.package, "version": runtime.version},
             "limits": self.settings.describe(),
+            # POST /slide: what finds a gap (slider.py); a background alone needs a detector not yet built
+            "slider": {"methods": ["piece", "difference"], "detector": None},
         })
+
+    def slide(self, request: Request) -> Reply:
+        """A slider: `{"background", "piece"}` or `{"background", "full"}` (base64) -> where the gap is."""
+        source = request.direct if request.direct is not None else self._body_content(request)
+        if not isinstance(source, dict):
+            raise InvalidRequest('send a JSON object: {"background": <base64>, "piece": <base64>} or '
+                                 '{"background": <base64>, "full": <base64>}')
+        unknown = sorted(set(source) - set(SLIDER_KEYS))
+        if unknown:
+            raise InvalidRequest(f"unknown field {unknown[0][:32]!r}; /slide takes {', '.join(SLIDER_KEYS)}")
+        if "background" not in source:
+            raise MissingImage('no "background": /slide needs the background (base64), with the piece or the '
+                               'background without the gap ("full")')
+        images = {key: decode_image_base64(source[key], self.limits) for key in SLIDER_KEYS if key in source}
+        add_log_fields(images=len(images), mode="+".join(images))
+        deadline = time.monotonic() + self.limits.max_decode_ms / 1000
+        gap = self.reader.slide(images["background"], images.get("piece"), images.get("full"), deadline)
+        return Reply(200, {"ok": True, "x": gap.x, "y": gap.y, "width": gap.width, "height": gap.height,
+                           "confidence": gap.confidence, "method": gap.method,
+                           "candidates": [box.as_dict() for box in gap.candidates]})
 
     def recognize(self, request: Request) -> Reply:
         """One image or a batch; each read by the model named, else by the one model declaring its
@@ -205,10 +238,9 @@ class App:
         for image in images:
             if isinstance(image, bytes):
                 try:
-                    width, height = screen(image, limits).size
+                    pixels += screen(image, limits).pixels  # an animation: every frame read
                 except ApiError:
                     continue  # this entry gets its own error when it is recognised
-                pixels += width * height
         if pixels > limits.max_batch_pixels:
             raise BatchTooLarge(f"the images hold {pixels} pixels in all; the limit is {limits.max_batch_pixels}")
 

@@ -12,8 +12,9 @@ size of every format is read here from its header and judged before Pillow sees 
 
 It is also an allowlist: only the variants a captcha needs reach a decoder. JPEG: 8-bit baseline,
 extended sequential and progressive Huffman coding (no lossless, hierarchical or arithmetic coding,
-which no browser displays); GIF: the first frame, its own extent counted; BMP: run-length coding only
-up to `max_rle_pixels`. What a decoder may still do wrong on the rest is contained by isolation.py.
+which no browser displays); BMP: run-length coding only up to `max_rle_pixels`; animations (GIF, APNG,
+animated WebP): the first frames, up to `max_frames` and `max_animation_pixels` of canvas in all, each
+frame's extent counted. What a decoder may still do wrong on the rest is contained by isolation.py.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import ctypes
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import NamedTuple
 
-from captcha_ocr.errors import ImageTooComplex, ImageTooLarge, UnsupportedImage
+from captcha_ocr.errors import ApiError, ImageTooComplex, ImageTooLarge, UnsupportedImage
 from captcha_ocr.settings import Limits
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -45,6 +47,8 @@ _REFUSED_CODING = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical",
                    0xCC: "arithmetic", 0xDE: "hierarchical", 0xDF: "hierarchical",
                    **{marker: "arithmetic" for marker in (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)}}
 _BMP_RLE = {1: "RLE8", 2: "RLE4"}
+_WEBP_ANIMATED = 0x02  # VP8X flags
+_WEBP_METADATA = 0x20 | 0x08 | 0x04  # ICC profile, EXIF, XMP: their chunks are not kept
 _PNG_KEPT = {b"IHDR", b"PLTE", b"tRNS"}
 
 
@@ -52,6 +56,12 @@ class Screened(NamedTuple):
     data: bytes  # what the decoder may see
     size: tuple[int, int]  # (width, height) as the header declares it, already checked against the limits
     orientation: int = 1  # EXIF orientation 1-8 (1: as stored)
+    frames: int = 1  # an animation's frames left in `data` for the decoder, each `size` at most
+
+    @property
+    def pixels(self) -> int:
+        """What decoding it walks: every frame's canvas."""
+        return self.size[0] * self.size[1] * self.frames
 
 
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
@@ -127,6 +137,8 @@ def _screen_webp(data: bytes, limits: Limits) -> Screened:
     if chunk == b"VP8X":
         size = int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
         check_size(*size, limits)
+        if data[20] & _WEBP_ANIMATED:
+            return _screen_animated_webp(data, size, limits)
         return Screened(data, size, _webp_orientation(data, limits))
     if chunk == b"VP8L":
         (bits,) = struct.unpack_from("<I", data, 21)
@@ -140,19 +152,54 @@ def _screen_webp(data: bytes, limits: Limits) -> Screened:
     return Screened(data, size)
 
 
-def _webp_orientation(data: bytes, limits: Limits) -> int:
-    """The orientation in an extended WebP's EXIF chunk (1 without one); its chunks are counted
-    against max_segments, as a JPEG's segments are."""
-    position, chunks = 12, 0
+def _webp_chunks(data: bytes, limits: Limits) -> Iterator[tuple[bytes, int, int]]:
+    """An extended WebP's chunks after VP8X as (kind, start, end), counted against max_segments, as a
+    JPEG's segments are; a chunk running past the end of the file ends the walk."""
+    position, chunks = 30, 0
     while position + 8 <= len(data):
         kind, length = data[position:position + 4], int.from_bytes(data[position + 4:position + 8], "little")
+        end = position + 8 + length
+        if end > len(data):
+            return
         chunks += 1
         if chunks > limits.max_segments:
             raise ImageTooComplex(f"WebP has more than {limits.max_segments} chunks")
+        yield kind, position, end
+        position = end + (length & 1)  # chunks are padded to an even length
+
+
+def _webp_orientation(data: bytes, limits: Limits) -> int:
+    """The orientation in an extended WebP's EXIF chunk (1 without one)."""
+    for kind, start, end in _webp_chunks(data, limits):
         if kind == b"EXIF":
-            return exif_orientation(data[position + 8:position + 8 + length])
-        position += 8 + length + (length & 1)  # chunks are padded to an even length
+            return exif_orientation(data[start + 8:end])
     return 1
+
+
+def _screen_animated_webp(data: bytes, canvas: tuple[int, int], limits: Limits) -> Screened:
+    """An animated WebP rebuilt from its VP8X (metadata flags cleared), ANIM and the frames that fit the
+    limits: libwebp decodes every frame onto the whole canvas."""
+    animation, frames, orientation = b"", [], 1
+    for kind, start, end in _webp_chunks(data, limits):
+        if kind == b"ANIM" and not animation:
+            animation = data[start:end]
+        elif kind == b"ANMF" and animation and (not frames or _animation_fits(len(frames) + 1, canvas, limits)):
+            if end - start < 24:
+                raise UnsupportedImage("WebP animation frame is corrupt")
+            left, top = 2 * int.from_bytes(data[start + 8:start + 11], "little"), \
+                2 * int.from_bytes(data[start + 11:start + 14], "little")
+            width, height = int.from_bytes(data[start + 14:start + 17], "little") + 1, \
+                int.from_bytes(data[start + 17:start + 20], "little") + 1
+            if left + width > canvas[0] or top + height > canvas[1]:
+                raise UnsupportedImage("WebP animation frame lies outside its canvas")
+            frames.append(data[start:end] + b"\x00" * ((end - start) & 1))
+        elif kind == b"EXIF":
+            orientation = exif_orientation(data[start + 8:end])
+    if not frames:
+        raise UnsupportedImage("animated WebP has no frame")
+    extended = data[12:20] + bytes([data[20] & ~_WEBP_METADATA]) + data[21:30]
+    body = b"WEBP" + extended + animation + (b"\x00" * (len(animation) & 1)) + b"".join(frames)
+    return Screened(b"RIFF" + struct.pack("<I", len(body)) + body, canvas, orientation, len(frames))
 
 
 def exif_orientation(tiff: bytes) -> int:
@@ -273,8 +320,12 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _screen_png(data: bytes, limits: Limits) -> Screened:
-    kept, image_data, orientation, size = [PNG_SIGNATURE], [], 1, (0, 0)
+    """Every chunk's CRC checked; kept: the header chunks decoding needs, the image data as one IDAT,
+    and an APNG's frames that fit the limits (its acTL rewritten to their count). Text, profiles and
+    everything after the frames read are left out."""
+    header, stream, idat = [PNG_SIGNATURE], [], []  # stream: the frames' chunks in order, None for the IDAT
     kept_kinds: set[bytes] = set()
+    orientation, size, animated, frames, default_image = 1, (0, 0), False, 0, False
     position = len(PNG_SIGNATURE)
     while True:
         if position + 12 > len(data):
@@ -291,21 +342,47 @@ def _screen_png(data: bytes, limits: Limits) -> Screened:
                 raise UnsupportedImage("PNG does not start with its header chunk")
             size = struct.unpack_from(">II", body)
             check_size(*size, limits)
-        if kind in _PNG_KEPT and not image_data and kind not in kept_kinds:  # each once, as the format allows
-            kept.append(data[position:end])
+        if kind in _PNG_KEPT and not idat and kind not in kept_kinds:  # each once, as the format allows
+            header.append(data[position:end])
             kept_kinds.add(kind)
+        elif kind == b"acTL" and not idat and not animated and length == 8:
+            animated = True
+        elif kind == b"fcTL" and animated:
+            if frames + default_image and not _animation_fits(frames + default_image + 1, size, limits):
+                break  # this frame and the rest are not read
+            _check_apng_frame(body, size)
+            stream.append(data[position:end])
+            frames += 1
         elif kind == b"IDAT":
-            image_data.append(body)
+            if not idat:
+                stream.append(None)
+                default_image = animated and frames == 0  # an image before any frame: shown, not animated
+            idat.append(body)
+        elif kind == b"fdAT" and animated and idat and frames:
+            stream.append(data[position:end])
         elif kind == b"eXIf":
             orientation = exif_orientation(body)
         elif kind == b"IEND":
             break
         position = end
-    if not image_data:
+    if not idat:
         raise UnsupportedImage("PNG has no image data")
-    # one IDAT chunk however many the file had (animation chunks and text are left out)
-    data = b"".join(kept) + _chunk(b"IDAT", b"".join(image_data)) + _chunk(b"IEND", b"")
-    return Screened(data, size, orientation)
+    merged = _chunk(b"IDAT", b"".join(idat))  # one IDAT chunk however many the file had
+    if not animated or not frames:
+        return Screened(b"".join(header) + merged + _chunk(b"IEND", b""), size, orientation)
+    control = _chunk(b"acTL", struct.pack(">II", frames, 0))
+    chunks = [merged if chunk is None else chunk for chunk in stream]
+    return Screened(b"".join([*header, control, *chunks, _chunk(b"IEND", b"")]), size, orientation,
+                    frames + default_image)
+
+
+def _check_apng_frame(control: bytes, canvas: tuple[int, int]) -> None:
+    """An APNG frame control chunk: 26 bytes, a frame of pixels inside the canvas."""
+    if len(control) != 26:
+        raise UnsupportedImage("APNG frame control chunk is corrupt")
+    width, height, left, top = struct.unpack_from(">IIII", control, 4)
+    if width < 1 or height < 1 or left + width > canvas[0] or top + height > canvas[1]:
+        raise UnsupportedImage("APNG frame lies outside its canvas")
 
 
 # -- GIF --------------------------------------------------------------------------------------
@@ -325,33 +402,53 @@ def _color_table_bytes(packed: int) -> int:
 
 
 def _screen_gif(data: bytes, limits: Limits) -> Screened:
-    """The header and the first frame only, with at most one graphic control extension (its
-    transparency): Pillow's reader walks extension blocks one Python call at a time, and 600,000
-    empty comments took it 26 s. Refused if the blocks before the first frame are too many."""
+    """The header and the frames read (_animation_fits), each with at most one graphic control
+    extension (its transparency and disposal): Pillow's reader walks every other block one Python
+    call at a time, and 600,000 empty comments took it 26 s. The logical screen is rewritten to the
+    extent of all frames kept, which Pillow would otherwise grow frame by frame. Refused if the
+    blocks before the first frame are too many; a later frame that is truncated or corrupt ends the
+    animation there, as browsers show it."""
     if len(data) < 13:
         raise UnsupportedImage("GIF is truncated")
-    size = struct.unpack_from("<HH", data, 6)  # the logical screen, which Pillow allocates
-    check_size(*size, limits)
+    canvas = struct.unpack_from("<HH", data, 6)  # the logical screen, which Pillow allocates
+    check_size(*canvas, limits)
     position = 13 + _color_table_bytes(data[10])
-    head, control, blocks = data[:position], b"", 0
-    while position < len(data):
+    table, frames, control, blocks = data[13:position], [], b"", 0
+    while position < len(data) and len(frames) < limits.max_frames:
         introducer = data[position]
         blocks += 1
-        if blocks > limits.max_segments:
-            raise ImageTooComplex(f"GIF has more than {limits.max_segments} blocks before its first frame")
-        if introducer == 0x21 and position + 1 < len(data):  # extension: label, then sub-blocks
-            end = _sub_blocks_end(data, position + 2)
-            if data[position + 1] == 0xF9:
-                control = data[position:end]
-            position = end
-        elif introducer == 0x2C and position + 10 <= len(data):  # the first image
-            # Pillow grows its canvas to hold the first frame: its extent is the size that counts
-            left, top, width, height = struct.unpack_from("<HHHH", data, position + 1)
-            canvas = max(size[0], left + width), max(size[1], top + height)
-            check_size(*canvas, limits)
-            start_of_data = position + 10 + _color_table_bytes(data[position + 9])
-            end = _sub_blocks_end(data, start_of_data + 1)  # after the LZW minimum code size
-            return Screened(head + control + data[position:end] + b"\x3b", canvas)
-        else:
-            raise UnsupportedImage("GIF has no image before its end")
-    raise UnsupportedImage("GIF is truncated")
+        try:
+            if blocks > limits.max_segments:
+                raise ImageTooComplex(f"GIF has more than {limits.max_segments} blocks before its first frame")
+            if introducer == 0x21 and position + 1 < len(data):  # extension: label, then sub-blocks
+                end = _sub_blocks_end(data, position + 2)
+                if data[position + 1] == 0xF9:
+                    control = data[position:end]
+            elif introducer == 0x2C and position + 10 <= len(data):  # an image (a frame)
+                left, top, width, height = struct.unpack_from("<HHHH", data, position + 1)
+                extent = max(canvas[0], left + width), max(canvas[1], top + height)
+                check_size(*extent, limits)
+                if frames and not _animation_fits(len(frames) + 1, extent, limits):
+                    break
+                start_of_data = position + 10 + _color_table_bytes(data[position + 9])
+                end = _sub_blocks_end(data, start_of_data + 1)  # after the LZW minimum code size
+                frames.append(control + data[position:end])
+                canvas, control = extent, b""
+            elif introducer == 0x3B and frames:  # the trailer
+                break
+            else:
+                raise UnsupportedImage("GIF has no image before its end")
+        except ApiError:
+            if frames:
+                break  # what came before is a whole animation
+            raise
+        position = end
+    if not frames:
+        raise UnsupportedImage("GIF is truncated")
+    head = data[:6] + struct.pack("<HH", *canvas) + data[10:13] + table
+    return Screened(head + b"".join(frames) + b"\x3b", canvas, frames=len(frames))
+
+
+def _animation_fits(frames: int, canvas: tuple[int, int], limits: Limits) -> bool:
+    """Whether `frames` frames on this canvas are within the limits of one animation."""
+    return frames <= limits.max_frames and frames * canvas[0] * canvas[1] <= limits.max_animation_pixels

@@ -117,11 +117,43 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _add_slide(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("slide", help="where a slider's piece goes, from the background and the piece (or the "
+                                     "background without the gap): one JSON line, as POST /slide answers")
+    p.add_argument("background", type=Path, help="the background with the gap")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--piece", type=Path, help="the puzzle piece (a PNG with transparency, as sites send it)")
+    given.add_argument("--full", type=Path, help="the same background without the gap")
+
+
+def _slide(args: argparse.Namespace) -> int:
+    from captcha_ocr.errors import ApiError
+    from captcha_ocr.reader import Reader
+
+    try:
+        gap = Reader().slide(args.background, args.piece, args.full)
+    except ApiError as error:
+        print(json.dumps({"ok": False, "error": {"code": error.code, "message": error.message}}))
+        return 1
+    print(json.dumps({"ok": True, "x": gap.x, "y": gap.y, "width": gap.width, "height": gap.height,
+                      "confidence": gap.confidence, "method": gap.method,
+                      "candidates": [box.as_dict() for box in gap.candidates]}))
+    return 0
+
+
 def _add_sample(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="write synthetic captchas like the shipped model's (file name = text)")
-    p.add_argument("--out", type=Path, default=Path("samples"), help="folder to write PNGs into")
+    p = sub.add_parser("sample", help="write synthetic captchas: like the shipped model's (file name = text), or "
+                                      "arithmetic, flashing GIF and Chinese ones (with labels.tsv)")
+    p.add_argument("--out", type=Path, default=Path("samples"), help="folder to write images into")
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--seed", type=int, help="reproduce an earlier run's captchas (default: fresh ones, seed printed)")
+    from captcha_ocr.training.generators import KINDS  # light: the generator itself is imported when used
+
+    p.add_argument("--kind", choices=("text", *KINDS, "slider"), default="text",
+                   help="text: the shipped model's kind (default); slider: NNNNN.png (the background), "
+                        "NNNNN.piece.png, NNNNN.full.png (without the gap) and NNNNN.txt (the gap, as a YOLO box); "
+                        "the others are drawn by easy-captcha-python (the [train-tools] extra; chinese needs a "
+                        "CJK font: fonts-wqy-microhei)")
     _model_dir_arg(p)
 
 
@@ -132,8 +164,21 @@ def _sample(args: argparse.Namespace) -> int:
     from captcha_ocr.evaluation import synthetic_samples
     from captcha_ocr.registry import default_model_dir
 
-    config = load_config(args.model_dir or default_model_dir())
     seed = random.SystemRandom().randrange(10**9) if args.seed is None else args.seed
+    if args.kind == "slider":
+        from captcha_ocr.slider_samples import write_sliders
+
+        write_sliders(args.count, seed, args.out)
+        print(f"wrote {args.count} sliders to {args.out} (seed {seed}; --seed {seed} writes the same ones)")
+        return 0
+    if args.kind != "text":
+        from captcha_ocr.training.generators import generate_folder
+
+        generate_folder(args.kind, args.count, seed, args.out)
+        print(f"wrote {args.count} {args.kind} captchas and labels.tsv to {args.out} "
+              f"(seed {seed}; --seed {seed} writes the same ones)")
+        return 0
+    config = load_config(args.model_dir or default_model_dir())
     args.out.mkdir(parents=True, exist_ok=True)
     for index, sample in enumerate(synthetic_samples(args.count, seed, config.charset, config.lengths)):
         (args.out / f"{sample.text}_{index}.png").write_bytes(sample.data)
@@ -387,13 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_predict, _add_sample, _add_label, _add_train, _add_export, _add_eval, _add_models,
-                _add_deploy):
+    for add in (_add_serve, _add_predict, _add_slide, _add_sample, _add_label, _add_train, _add_export, _add_eval,
+                _add_models, _add_deploy):
         add(sub)
     return parser
 
 
-COMMANDS = {"serve": _serve, "predict": _predict, "sample": _sample, "label": _label, "train": _train,
+COMMANDS = {"serve": _serve, "predict": _predict, "slide": _slide, "sample": _sample, "label": _label, "train": _train,
             "export": _export, "eval": _eval, "models": _models, "deploy": _deploy}
 
 

@@ -56,6 +56,20 @@ class BatchTooLarge(ApiError):
     code = "BatchTooLarge"
 
 
+class NoGapFound(ApiError):
+    """Slider images that are valid but show no gap: two identical backgrounds, a fully transparent piece."""
+
+    status = 422
+    code = "NoGapFound"
+
+
+class GapDetectorMissing(ApiError):
+    """A slider sent as its background alone: finding that gap needs a learned detector this version lacks."""
+
+    status = 501
+    code = "GapDetectorMissing"
+
+
 class ImageTooLarge(ApiError):
     status = 413
     code = "ImageTooLarge"

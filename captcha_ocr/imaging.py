@@ -34,6 +34,7 @@ DEFAULT_LIMITS = Limits()
 class OpenedImage(NamedTuple):
     image: Image.Image  # headers parsed, pixels not yet decoded
     orientation: int  # EXIF orientation, 1-8
+    frames: int = 1  # an animation's frames to read (the screen left out the rest)
 
 
 def open_image(data: bytes, limits: Limits) -> OpenedImage:
@@ -48,15 +49,15 @@ def open_image(data: bytes, limits: Limits) -> OpenedImage:
     except Exception as exc:  # any decoder failure on untrusted bytes means "not an image we can read"
         raise UnsupportedImage(f"not a supported image; send one of {', '.join(SUPPORTED_FORMATS)}") from exc
     check_size(*image.size, limits)
-    return OpenedImage(image, screened.orientation)
+    return OpenedImage(image, screened.orientation, screened.frames)
 
 
-def _decode(image: Image.Image, frame_width: int, frame_height: int) -> Image.Image:
-    """Decode the first frame; a large JPEG is decoded at 1/2 to 1/8 scale by libjpeg itself."""
+def _decode(image: Image.Image, frame_width: int, frame_height: int, index: int = 0) -> Image.Image:
+    """Decode frame `index`; a large JPEG is decoded at 1/2 to 1/8 scale by libjpeg itself."""
     if image.format == "JPEG":
         image.draft(image.mode, (2 * frame_width, 2 * frame_height))
     try:
-        image.seek(0)
+        image.seek(index)
         image.load()
     except Exception as exc:
         # in the decoding worker an allocation past its memory cap fails here too (isolation.py)
@@ -100,15 +101,44 @@ def _stored_frame(height: int, width: int, orientation: int) -> tuple[int, int]:
     return (height, width) if orientation >= 5 else (width, height)
 
 
-def _image_to_tensor(image: Image.Image, height: int, width: int, orientation: int = 1,
-                     gray: str = GRAY_MODES[0]) -> np.ndarray:
-    """Gray, resize, turn upright, then stretch to [0, 1] so text colour and contrast stop mattering.
+def _frame_gray(image: Image.Image, frame: tuple[int, int], gray: str) -> Image.Image:
+    """One decoded frame as gray pixels ('F'), box-averaged first if it is large."""
+    try:
+        return _gray(_shrink(image, *frame), gray)
+    except Exception as exc:  # exotic modes PIL can open but not convert
+        raise UnsupportedImage(f"{image.format} images in mode {image.mode} are not supported") from exc
+
+
+def _ink_of_all_frames(image: Image.Image, frame: tuple[int, int], gray: str, frames: int) -> Image.Image:
+    """Every frame's gray pixels, each pixel taken from the frame where it lies farthest from the
+    background (the first frame's median): a flashing captcha shows each character in some frames
+    only, and this keeps each one where it is strongest, dark on light or light on dark alike. A
+    still image (one frame) is its own gray pixels. bench/frames.py measures this against the first
+    frame alone and the mean of the frames."""
+    first = _frame_gray(_decode(image, *frame), frame, gray)
+    if frames == 1:
+        return first
+    combined = np.array(first, dtype=np.float32)
+    background = float(np.median(combined))
+    strength = np.abs(combined - background)
+    for index in range(1, frames):
+        layer = np.asarray(_frame_gray(_decode(image, *frame, index), frame, gray), dtype=np.float32)
+        if layer.shape != combined.shape:  # the screen fixed the canvas; a decoder that differs is not trusted
+            raise UnsupportedImage(f"{image.format} animation frames differ in size")
+        layer_strength = np.abs(layer - background)
+        stronger = layer_strength > strength
+        combined[stronger] = layer[stronger]
+        strength[stronger] = layer_strength[stronger]
+    return Image.fromarray(combined, "F")
+
+
+def _gray_to_tensor(gray: Image.Image, height: int, width: int, orientation: int = 1) -> np.ndarray:
+    """Resize, turn upright, then stretch to [0, 1] so text colour and contrast stop mattering.
 
     An image stored on its side (orientation 5-8) is resized to the swapped size and turned after,
     so turning it costs nothing.
     """
-    frame = _stored_frame(height, width, orientation)
-    resized = _gray(_shrink(image, *frame), gray).resize(frame, Image.Resampling.BILINEAR)
+    resized = gray.resize(_stored_frame(height, width, orientation), Image.Resampling.BILINEAR)
     if orientation in _UPRIGHT:
         resized = resized.transpose(_UPRIGHT[orientation])
     pixels = np.asarray(resized, dtype=np.float32)
@@ -128,11 +158,26 @@ def preprocess(data: bytes, height: int, width: int, limits: Limits = DEFAULT_LI
                gray: str = GRAY_MODES[0]) -> PreparedImage:
     """Encoded image bytes -> the model input tensor (`gray`: config.GRAY_MODES), plus what logs
     may say about the source."""
-    image, orientation = open_image(data, limits)
+    image, orientation, frames = open_image(data, limits)
     source_size, source_format = image.size, image.format or ""
-    image = _decode(image, *_stored_frame(height, width, orientation))
+    gray_image = _ink_of_all_frames(image, _stored_frame(height, width, orientation), gray, frames)
+    return PreparedImage(_gray_to_tensor(gray_image, height, width, orientation), source_size, source_format)
+
+
+def decode_rgba(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Encoded image bytes -> its pixels as (height, width, 4) RGBA uint8, upright, at its own size (a
+    slider's positions are in the image's own pixels); an animation's first frame. Behind the same
+    screen as preprocess, and held to max_slider_pixels."""
+    image, orientation, _ = open_image(data, limits)
+    if image.width * image.height > limits.max_slider_pixels:
+        raise ImageTooLarge(f"slider image is {image.width}x{image.height} = {image.width * image.height} pixels; "
+                            f"the limit is {limits.max_slider_pixels}")
+    image = _decode(image, image.width, image.height)
     try:
-        tensor = _image_to_tensor(image, height, width, orientation, gray)
+        rgba = image.convert("RGBA")
     except Exception as exc:  # exotic modes PIL can open but not convert
-        raise UnsupportedImage(f"{source_format} images in mode {image.mode} are not supported") from exc
-    return PreparedImage(tensor, source_size, source_format)
+        raise UnsupportedImage(f"{image.format} images in mode {image.mode} are not supported") from exc
+    if orientation in _UPRIGHT:
+        rgba = rgba.transpose(_UPRIGHT[orientation])
+    return np.asarray(rgba, dtype=np.uint8)
+

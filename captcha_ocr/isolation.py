@@ -45,10 +45,11 @@ from captcha_ocr.errors import (
     ImageTooLarge,
     UnsupportedImage,
 )
-from captcha_ocr.imaging import PreparedImage, preprocess
+from captcha_ocr.imaging import PreparedImage, decode_rgba, preprocess
 from captcha_ocr.settings import Limits
 
 Decode = Callable[[bytes, int, int, Limits, str], PreparedImage]  # imaging.preprocess's signature
+DecodePixels = Callable[[bytes, Limits], np.ndarray]  # imaging.decode_rgba's signature
 
 _LENGTHS = struct.Struct(">II")
 _MAX_HEADER_BYTES = 4_096
@@ -130,8 +131,9 @@ def _hold_to_limits(limits: Limits) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
-def _serve(sock: socket.socket, limits: Limits, decode: Decode) -> None:
-    """The worker's loop: a job in, a tensor or an error out, until the parent closes its end."""
+def _serve(sock: socket.socket, limits: Limits, decode: Decode, decode_pixels: DecodePixels) -> None:
+    """The worker's loop: a job in, a tensor (or a slider image's pixels) or an error out, until the
+    parent closes its end."""
     _hold_to_limits(limits)
     while True:
         try:
@@ -140,11 +142,17 @@ def _serve(sock: socket.socket, limits: Limits, decode: Decode) -> None:
             return
         restart = False
         try:
-            prepared = decode(bytes(data), job["height"], job["width"], limits, job["gray"])
-            tensor = np.ascontiguousarray(prepared.tensor, dtype=np.float32)
-            header: dict[str, Any] = {"ok": True, "shape": list(tensor.shape), "size": list(prepared.source_size),
-                                      "format": prepared.source_format}
-            payload: bytes | memoryview = memoryview(tensor).cast("B")
+            header: dict[str, Any]
+            payload: bytes | memoryview
+            if job.get("op") == "rgba":
+                pixels = np.ascontiguousarray(decode_pixels(bytes(data), limits), dtype=np.uint8)
+                header, payload = {"ok": True, "shape": list(pixels.shape)}, memoryview(pixels).cast("B")
+            else:
+                prepared = decode(bytes(data), job["height"], job["width"], limits, job["gray"])
+                tensor = np.ascontiguousarray(prepared.tensor, dtype=np.float32)
+                header = {"ok": True, "shape": list(tensor.shape), "size": list(prepared.source_size),
+                          "format": prepared.source_format}
+                payload = memoryview(tensor).cast("B")
         except ApiError as error:
             header, payload = {"ok": False, "code": error.code, "message": error.message[:_MAX_MESSAGE_CHARS]}, b""
         except MemoryError:
@@ -168,7 +176,7 @@ def _serve(sock: socket.socket, limits: Limits, decode: Decode) -> None:
 class _Worker:
     """One forked child and the parent's end of its socket."""
 
-    def __init__(self, limits: Limits, decode: Decode) -> None:
+    def __init__(self, limits: Limits, decode: Decode, decode_pixels: DecodePixels = decode_rgba) -> None:
         parent_end, child_end = socket.socketpair()
         gc.freeze()  # the child's collector then never touches (and so copies) the parent's objects
         try:
@@ -185,7 +193,7 @@ class _Worker:
             try:
                 parent_end.close()
                 _close_inherited_files(child_end.fileno())
-                _serve(child_end, limits, decode)
+                _serve(child_end, limits, decode, decode_pixels)
             except BaseException:
                 status = 1
             finally:
@@ -194,12 +202,14 @@ class _Worker:
         self.pid, self.sock, self.limits = pid, parent_end, limits
         self._finalizer = weakref.finalize(self, _stop, pid, parent_end)
 
-    def run(self, data: bytes, height: int, width: int, gray: str, timeout: float) -> tuple[dict[str, Any], memoryview]:
-        """Send one job, wait at most `timeout` seconds for its answer; _Lost when there is none."""
+    def run(self, job: dict[str, Any], data: bytes, answer_bytes: int,
+            timeout: float) -> tuple[dict[str, Any], memoryview]:
+        """Send one job, wait at most `timeout` seconds for its answer (of at most `answer_bytes`
+        bytes); _Lost when there is none."""
         try:
             self.sock.settimeout(timeout)
-            _send(self.sock, {"height": height, "width": width, "gray": gray}, data)
-            return _receive(self.sock, _MAX_HEADER_BYTES + height * width * 4)
+            _send(self.sock, job, data)
+            return _receive(self.sock, answer_bytes)
         except TimeoutError as exc:  # socket.timeout is TimeoutError from Python 3.10
             raise _Lost(f"no answer within {timeout * 1000:.0f} ms", timed_out=True) from exc
         except (EOFError, OSError, ValueError) as exc:
@@ -248,8 +258,9 @@ class DecoderPool:
     busy. SCF hands an instance one request at a time, so one worker is the default.
     """
 
-    def __init__(self, limits: Limits, size: int = 1, decode: Decode = preprocess) -> None:
-        self.limits, self.decode = limits, decode
+    def __init__(self, limits: Limits, size: int = 1, decode: Decode = preprocess,
+                 decode_pixels: DecodePixels = decode_rgba) -> None:
+        self.limits, self.decode, self.decode_pixels = limits, decode, decode_pixels
         self.isolated = hasattr(os, "fork")
         self.restarts = 0  # workers replaced after a crash, a time-out or running out of memory
         self._idle: queue.Queue[_Worker] = queue.Queue()
@@ -257,7 +268,7 @@ class DecoderPool:
         self._missing = 0  # workers that could not be forked again; retried on the next request
         if self.isolated:
             for _ in range(size):
-                self._idle.put(_Worker(limits, decode))
+                self._idle.put(_Worker(limits, decode, decode_pixels))
 
     @property
     def pids(self) -> list[int]:
@@ -268,9 +279,22 @@ class DecoderPool:
         """Image bytes -> the model input, decoded by a worker before `deadline` (time.monotonic())."""
         if not self.isolated:
             return self.decode(data, height, width, self.limits, gray)
+        job = {"height": height, "width": width, "gray": gray}
+        return self._run(job, data, _MAX_HEADER_BYTES + height * width * 4, deadline,
+                         lambda header, payload: _answer(header, payload, height, width))
+
+    def rgba(self, data: bytes, deadline: float) -> np.ndarray:
+        """Image bytes -> (height, width, 4) RGBA uint8 at its own size (imaging.decode_rgba), by a worker."""
+        if not self.isolated:
+            return self.decode_pixels(data, self.limits)
+        return self._run({"op": "rgba"}, data, _MAX_HEADER_BYTES + self.limits.max_slider_pixels * 4, deadline,
+                         lambda header, payload: _pixels_answer(header, payload, self.limits.max_slider_pixels))
+
+    def _run(self, job: dict[str, Any], data: bytes, answer_bytes: int, deadline: float,
+             check: Callable[[dict[str, Any], memoryview], Any]) -> Any:
         worker = self._acquire(deadline - time.monotonic())
         try:
-            header, payload = worker.run(data, height, width, gray, deadline - time.monotonic())
+            header, payload = worker.run(job, data, answer_bytes, deadline - time.monotonic())
         except _Lost as lost:
             self._release(worker, healthy=False)
             if lost.timed_out:
@@ -279,7 +303,7 @@ class DecoderPool:
         except BaseException:
             self._release(worker, healthy=False)
             raise
-        answer = _answer(header, payload, height, width)
+        answer = check(header, payload)
         self._release(worker, healthy=not header.get("restart") and not isinstance(answer, DecoderCrashed))
         if isinstance(answer, ApiError):
             raise answer
@@ -291,7 +315,7 @@ class DecoderPool:
         with self._lock:
             if self._missing:
                 try:
-                    worker = _Worker(self.limits, self.decode)
+                    worker = _Worker(self.limits, self.decode, self.decode_pixels)
                 except OSError as exc:
                     raise DecoderCrashed(f"no decoder could be started ({exc.strerror})") from None
                 self._missing -= 1
@@ -310,7 +334,7 @@ class DecoderPool:
         with self._lock:
             self.restarts += 1
             try:
-                self._idle.put(_Worker(self.limits, self.decode))
+                self._idle.put(_Worker(self.limits, self.decode, self.decode_pixels))
             except OSError:
                 self._missing += 1
 
@@ -326,6 +350,24 @@ class DecoderPool:
                 return
 
 
+def _error_answer(header: dict[str, Any]) -> ApiError:
+    """One of the worker's client errors, or, for anything else, DecoderCrashed."""
+    error, message = _WORKER_ERRORS.get(str(header.get("code"))), header.get("message")
+    if header.get("ok") is False and error is not None and isinstance(message, str):
+        return error(message[:_MAX_MESSAGE_CHARS])
+    return DecoderCrashed("a malformed answer")
+
+
+def _pixels_answer(header: dict[str, Any], payload: memoryview, max_pixels: int) -> np.ndarray | ApiError:
+    """A worker's slider pixels checked: (height, width, 4) within the limit, the bytes to match."""
+    shape = header.get("shape")
+    if (header.get("ok") is True and isinstance(shape, list) and len(shape) == 3 and shape[2] == 4
+            and all(type(n) is int and n > 0 for n in shape) and shape[0] * shape[1] <= max_pixels
+            and len(payload) == shape[0] * shape[1] * 4):
+        return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+    return _error_answer(header)
+
+
 def _answer(header: dict[str, Any], payload: memoryview, height: int, width: int) -> PreparedImage | ApiError:
     """A worker's answer checked field by field: a tensor of the asked shape, one of its client errors,
     or, for anything else, DecoderCrashed."""
@@ -336,8 +378,5 @@ def _answer(header: dict[str, Any], payload: memoryview, height: int, width: int
                 and isinstance(source_format, str) and len(source_format) <= 8):
             tensor = np.frombuffer(payload, dtype=np.float32).reshape(height, width, 1)
             return PreparedImage(tensor, (size[0], size[1]), source_format)
-    else:
-        error, message = _WORKER_ERRORS.get(str(header.get("code"))), header.get("message")
-        if error is not None and isinstance(message, str):
-            return error(message[:_MAX_MESSAGE_CHARS])
-    return DecoderCrashed("a malformed answer")
+        return DecoderCrashed("a malformed answer")
+    return _error_answer(header)

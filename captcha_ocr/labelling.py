@@ -35,7 +35,8 @@ LINE_BREAKING = "\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 REVIEW_CONFIDENCE = 0.9  # a labelled image is shown again when the model disagrees this surely
 MIN_LABELS_TO_RETRAIN = 10  # a training run needs a few images to learn from and a few to score on
 
-Reader = Callable[[bytes], tuple[str, float]]  # image bytes -> (text, confidence)
+# image bytes -> (text, confidence), or for an arithmetic model (text, confidence, answer, why none)
+Reader = Callable[[bytes], tuple]
 
 
 class ImageGone(DatasetError):
@@ -64,7 +65,9 @@ class Item:
     name: str  # path relative to the folder
     prediction: str
     confidence: float
-    review: bool  # already labelled, and the model disagrees
+    answer: int | None = None  # an arithmetic model's: what its reading asks for
+    answer_error: str | None = None  # an arithmetic model's: why its reading has no answer
+    review: bool = False  # already labelled, and the model disagrees
 
 
 def model_reader(model: Model) -> Reader:
@@ -75,11 +78,13 @@ def model_reader(model: Model) -> Reader:
 
     reader = ImageReader.from_models(Registry([model]))
 
-    def read(data: bytes) -> tuple[str, float]:
+    def read(data: bytes) -> tuple:
         try:
             reading = reader.read(data)
         except ApiError:
             return "", 0.0
+        if reading.task == "arithmetic":
+            return reading.text, reading.confidence, reading.answer, reading.answer_error
         return reading.text, reading.confidence
 
     return read
@@ -181,6 +186,8 @@ class LabelSession:
             "item": None if item is None else {
                 "name": item.name, "prediction": item.prediction, "confidence": item.confidence,
                 "review": item.review, "label": self.labels.get(item.name, ""),
+                **({"answer": item.answer, "answerError": item.answer_error}
+                   if item.answer is not None or item.answer_error is not None else {}),
             },
             "position": self.position, "queue": len(self.queue),
             "labelled": len(self.labels), "total": self.total,

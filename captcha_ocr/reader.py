@@ -24,15 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+import numpy as np
 from PIL import Image
 
 from captcha_ocr.answers import Answer, answer
 from captcha_ocr.budget import screen
-from captcha_ocr.errors import ApiError, PayloadTooLarge, UnsupportedImage
-from captcha_ocr.imaging import PreparedImage, preprocess
+from captcha_ocr.errors import ApiError, GapDetectorMissing, InvalidRequest, PayloadTooLarge, UnsupportedImage
+from captcha_ocr.imaging import PreparedImage, decode_rgba, preprocess
 from captcha_ocr.isolation import DecoderPool
 from captcha_ocr.registry import Model, Registry, load_registry
 from captcha_ocr.settings import Limits, load_settings
+from captcha_ocr.slider import Gap, compare_backgrounds, match_piece
 
 ImageInput = Union[bytes, bytearray, memoryview, str, os.PathLike, Image.Image]
 
@@ -119,6 +121,26 @@ class Reader:
             except ApiError as error:
                 results.append(error)
         return results
+
+    def slide(self, background: ImageInput, piece: ImageInput | None = None, full: ImageInput | None = None,
+              deadline: float | None = None) -> Gap:
+        """Where a slider's piece goes (slider.py): give the `piece`, or the background without the gap
+        (`full`). A background alone needs a gap detector this version lacks (GapDetectorMissing). Every
+        image passes the same screen and size limits as a captcha; positions are the background's pixels."""
+        if (piece is None) == (full is None):
+            if piece is None:
+                raise GapDetectorMissing("finding the gap in a background alone needs a gap detector, which this "
+                                         "version does not have: send the piece, or the background without the gap")
+            raise InvalidRequest("send the piece or the background without the gap (full), not both")
+        if deadline is None:
+            deadline = time.monotonic() + self.limits.max_decode_ms / 1000
+        pixels = [self._rgba(self._bytes(image), deadline) for image in (background, piece if full is None else full)]
+        return match_piece(*pixels) if full is None else compare_backgrounds(*pixels)
+
+    def _rgba(self, data: bytes, deadline: float) -> np.ndarray:
+        if self.decoder is not None:
+            return self.decoder.rgba(data, deadline)
+        return decode_rgba(data, self.limits)
 
     def model_for_size(self, data: bytes) -> Model:
         """The one model declaring the image's size, read from its header (budget.screen), else the default."""

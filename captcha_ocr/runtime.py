@@ -79,7 +79,17 @@ class Recognizer:
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._check_shapes()
+        self._input_codec = self._codec(self._input)  # fixed per model: worked out once, not per request
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _codec(details: dict) -> tuple[float, float, int, int] | None:
+        """(1 / scale, zero point, lowest, highest) of a quantized tensor; None for float32."""
+        if details["dtype"] == np.float32:
+            return None
+        scale, zero_point = details["quantization"]
+        info = np.iinfo(details["dtype"])
+        return 1.0 / scale, float(zero_point), int(info.min), int(info.max)
 
     def _check_shapes(self) -> None:
         expected_in = [1, self.config.height, self.config.width, 1]
@@ -94,12 +104,14 @@ class Recognizer:
             )
 
     def _quantize_input(self, tensor: np.ndarray) -> np.ndarray:
-        dtype = self._input["dtype"]
-        if dtype == np.float32:
+        if self._input_codec is None:
             return tensor.astype(np.float32)
-        scale, zero_point = self._input["quantization"]
-        info = np.iinfo(dtype)
-        return np.clip(np.round(tensor / scale + zero_point), info.min, info.max).astype(dtype)
+        inverse_scale, zero_point, lowest, highest = self._input_codec
+        scaled = tensor * np.float32(inverse_scale)
+        scaled += np.float32(zero_point)
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, lowest, highest, out=scaled)
+        return scaled.astype(self._input["dtype"])
 
     def _dequantize_output(self, raw: np.ndarray) -> np.ndarray:
         if raw.dtype == np.float32:

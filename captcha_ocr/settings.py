@@ -48,6 +48,14 @@ class Limits:
     max_segments: int = 4_096  # a JPEG's marker segments, a GIF's blocks before its first frame, a WebP's
     # chunks (normal: < 30)
     max_rle_pixels: int = 262_144  # a run-length coded BMP, which Pillow decodes in Python (~0.6 us a pixel)
+    # An animation (GIF, APNG, animated WebP) is read frame by frame, each frame at its canvas size: the
+    # frames read are the first max_frames of it whose canvases together hold at most max_animation_pixels;
+    # later frames are left out before anything is decoded (a flashing captcha has a handful)
+    max_frames: int = 32
+    max_animation_pixels: int = 4_000_000
+    # A slider image (POST /slide) is searched at its own size, pixel for pixel: backgrounds are
+    # commonly 260-680 px wide; the search's FFTs cost ~100 bytes a pixel
+    max_slider_pixels: int = 500_000
     # Decoding runs in a worker process (isolation.py) held to these: one request's decoding time, its
     # batch's images together, and the memory a decode may take above what the worker holds idle
     max_decode_ms: int = 1_500

@@ -186,6 +186,85 @@ def apng_many_frames(frames: int = 500) -> bytes:
     return encode(images[0], "PNG", save_all=True, append_images=images[1:])
 
 
+def noisy_frames(count: int, side: int, cell: int = 4) -> list[Image.Image]:
+    """Frames of their own noise in cell x cell blocks: no two alike, so every one costs a full decode,
+    yet small enough encoded to pass the request's size limit."""
+    rng = np.random.default_rng(count * 7919 + side)
+    cells = -(-side // cell)
+    return [Image.fromarray(np.kron(rng.integers(0, 4, (cells, cells), dtype=np.uint8) * 60,
+                                    np.ones((cell, cell), dtype=np.uint8))[:side, :side]).convert("RGB")
+            for _ in range(count)]
+
+
+def animation_at_the_pixel_limit(file_format: str, frames: int | None = None) -> bytes:
+    """As many noisy frames as max_animation_pixels allows (max_frames of them), on the largest canvas that fits."""
+    limits = Limits()
+    frames = frames or limits.max_frames
+    side = math.isqrt(limits.max_animation_pixels // frames)
+    images = noisy_frames(frames, side)
+    options = {"lossless": True} if file_format == "WEBP" else {}
+    return encode(images[0], file_format, save_all=True, append_images=images[1:], **options)
+
+
+def _gif_frame(image: Image.Image, left: int = 0) -> bytes:
+    """One image's descriptor and data, as a GIF of its own encodes them, moved `left` pixels right."""
+    gif = encode(image, "GIF")
+    start = gif.index(b"\x2c", 13 + _gif_table_bytes(gif[10]))
+    return gif[start:start + 1] + struct.pack("<H", left) + gif[start + 3:-1]
+
+
+def _gif_head(width: int, height: int) -> bytes:
+    gif = encode(Image.new("P", (width, height), 1), "GIF")
+    return gif[:gif.index(b"\x2c", 13 + _gif_table_bytes(gif[10]))]
+
+
+def gif_with_growing_frames(count: int = 40, step: int = 40) -> bytes:
+    """A 64x64 logical screen whose frames grow past it."""
+    frames = [_gif_frame(Image.new("P", (64 + step * i, 64 + step * i), i % 200)) for i in range(count)]
+    return _gif_head(64, 64) + b"".join(frames) + b"\x3b"
+
+
+def gif_with_second_frame_far_away(left: int = 60_000) -> bytes:
+    """A GIF whose second frame lies `left` pixels right of its 160x60 screen."""
+    frames = [_gif_frame(Image.new("P", (160, 60), 1)), _gif_frame(Image.new("P", (160, 60), 2), left)]
+    return _gif_head(160, 60) + b"".join(frames) + b"\x3b"
+
+
+def apng_with_frame_outside(offset: int = 1_000) -> bytes:
+    """An APNG whose second frame control puts it `offset` pixels right of its 160x60 canvas."""
+    png = encode(Image.new("RGB", (160, 60)), "PNG", save_all=True, append_images=[Image.new("RGB", (160, 60), 9)])
+    control = png.index(b"fcTL", png.index(b"fcTL") + 4)
+    body = bytearray(png[control + 4:control + 30])
+    body[12:16] = struct.pack(">I", offset)
+    return png[:control - 4] + png_chunk(b"fcTL", bytes(body)) + png[control + 34:]
+
+
+def webp_with_frame_outside(offset: int = 1_000) -> bytes:
+    """An animated WebP whose second frame lies `offset` pixels right of its 160x60 canvas."""
+    webp = bytearray(encode(Image.new("RGB", (160, 60)), "WEBP", save_all=True, lossless=True,
+                            append_images=[Image.new("RGB", (160, 60), (9, 9, 9))]))
+    second = webp.index(b"ANMF", webp.index(b"ANMF") + 4)
+    webp[second + 8:second + 11] = (offset // 2).to_bytes(3, "little")
+    return bytes(webp)
+
+
+# -- sliders (POST /slide) ------------------------------------------------------------------------
+def slide_event(**images: bytes | str) -> dict:
+    return post_event(json.dumps({k: v if isinstance(v, str) else b64(v) for k, v in images.items()}), path="/slide")
+
+
+def slider_at_the_pixel_limit() -> tuple[bytes, bytes]:
+    """A noisy background of max_slider_pixels, and a piece of half its size with a transparent border."""
+    side = math.isqrt(Limits().max_slider_pixels)
+    rng = np.random.default_rng(7)
+    background = np.kron(rng.integers(0, 256, (side // 4 + 1, side // 4 + 1, 3), dtype=np.uint8),
+                         np.ones((4, 4, 1), dtype=np.uint8))[:side, :side]
+    piece = np.zeros((side // 2, side // 2, 4), dtype=np.uint8)
+    piece[4:-4, 4:-4, :3] = background[100:100 + side // 2 - 8, 100:100 + side // 2 - 8]
+    piece[4:-4, 4:-4, 3] = 255
+    return encode(Image.fromarray(background, "RGB")), encode(Image.fromarray(piece, "RGBA"))
+
+
 # -- other formats ------------------------------------------------------------------------------
 def gif_with_big_screen() -> bytes:
     """A GIF whose logical screen is 30000x30000 around an 8x8 frame."""
@@ -586,6 +665,54 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
             {"images": [b64(gif_frame_outside_screen())] * 16})), 413, "BatchTooLarge"),
         lambda: Case("gif with a 1x1 screen and its frame 60000 pixels to the right", get_event(b64(
             gif_frame_outside_screen(64, left=60_000))), 413, "ImageTooLarge"),
+        # -- animations: every frame read, within max_frames and max_animation_pixels --------
+        lambda: Case("gif of 32 noisy frames at the animation pixel limit", get_event(b64(
+            animation_at_the_pixel_limit("GIF"))), 200),
+        lambda: Case("apng of 32 noisy frames at the animation pixel limit", get_event(b64(
+            animation_at_the_pixel_limit("PNG"))), 200),
+        lambda: Case("webp of 32 noisy frames at the animation pixel limit", get_event(b64(
+            animation_at_the_pixel_limit("WEBP"))), 200),
+        lambda: Case("gif of 2 noisy frames of 1414x1414", get_event(b64(animation_at_the_pixel_limit("GIF", 2))),
+                     200),
+        lambda: Case("batch of 16 gifs at the animation pixel limit", post_event(json.dumps(
+            {"images": [b64(animation_at_the_pixel_limit("GIF"))] * 16})), 413, "BatchTooLarge"),
+        lambda: Case("gif of 40 frames growing past its screen", get_event(b64(gif_with_growing_frames())), 200),
+        lambda: Case("gif whose second frame lies 60000 pixels to the right", get_event(b64(
+            gif_with_second_frame_far_away())), 200),
+        lambda: Case("apng whose second frame lies outside its canvas", get_event(b64(apng_with_frame_outside())),
+                     415, "UnsupportedImage"),
+        lambda: Case("animated webp whose second frame lies outside its canvas", get_event(b64(
+            webp_with_frame_outside())), 415, "UnsupportedImage"),
+        # -- sliders: POST /slide, two images a request, searched at their own size ------------
+        lambda: Case("slide: piece and background at the slider pixel limit", slide_event(
+            background=slider_at_the_pixel_limit()[0], piece=slider_at_the_pixel_limit()[1]), 200),
+        lambda: Case("slide: two backgrounds at the slider pixel limit", slide_event(
+            background=slider_at_the_pixel_limit()[0], full=encode(Image.open(io.BytesIO(
+                slider_at_the_pixel_limit()[0])).transpose(Image.Transpose.FLIP_LEFT_RIGHT))), 200),
+        lambda: Case("slide: a background over the slider pixel limit", slide_event(
+            background=encode(Image.new("RGB", (1000, 600))), piece=encode(Image.new("RGBA", (40, 40), 9))), 413,
+            "ImageTooLarge"),
+        lambda: Case("slide: a png bomb header as the background", slide_event(
+            background=png_header_only(65_535, 65_535), full=png_header_only(65_535, 65_535)), 413, "ImageTooLarge"),
+        lambda: Case("slide: a piece larger than its background", slide_event(
+            background=encode(Image.new("RGB", (60, 40))), piece=encode(Image.new("RGBA", (80, 80), (9, 9, 9, 255)))),
+            400, "InvalidRequest"),
+        lambda: Case("slide: two backgrounds of different sizes", slide_event(
+            background=encode(Image.new("RGB", (300, 150))), full=encode(Image.new("RGB", (301, 150)))), 400,
+            "InvalidRequest"),
+        lambda: Case("slide: a transparent piece", slide_event(
+            background=encode(Image.new("RGB", (300, 150))), piece=encode(Image.new("RGBA", (40, 40)))), 422,
+            "NoGapFound"),
+        lambda: Case("slide: a background alone", slide_event(background=encode(Image.new("RGB", (300, 150)))), 501,
+                     "GapDetectorMissing"),
+        lambda: Case("slide: a 1000-frame gif as the background", slide_event(
+            background=encode(Image.new("P", (300, 150)), "GIF", save_all=True,
+                              append_images=[Image.new("P", (300, 150), i % 200) for i in range(999)]),
+            full=encode(Image.new("RGB", (300, 150), (40, 40, 40)))), 200),
+        lambda: Case("slide: 3000 unknown fields", post_event(json.dumps({f"k{i}": 1 for i in range(3000)}),
+                                                              path="/slide"), 400, "InvalidJson"),
+        lambda: Case("gif of 5000 one-pixel frames", get_event(b64(encode(Image.new("P", (1, 1)), "GIF", save_all=True,
+                     append_images=[Image.new("P", (1, 1), i % 200) for i in range(4999)]))), 200),
     ]
 
 

@@ -51,3 +51,15 @@ def test_bundle_benchmarks_quick(bundle, unzipped_bundle, tmp_path):
     bench(BENCH / "models.py", "--bundle", root, "--repeats", "1", "--out", tmp_path)
     assert [row["models"] for row in json.loads((tmp_path / "models.json").read_text())] == [1, 3, 10]
     assert "cold start, median of 1" in bench(BENCH / "bundle.py", bundle, "--runs", "1")
+    assert "| two backgrounds | 10 |" in bench(BENCH / "slider.py", "--bundle", root, "--quick")
+
+
+@pytest.mark.slow
+def test_kinds_quick(tmp_path):
+    out = bench(BENCH / "kinds.py", "--quick", "--kinds", "arithmetic", "gif", "--work", tmp_path / "work",
+                "--out", tmp_path)
+    rows = json.loads((tmp_path / "kinds.json").read_text())["rows"]
+    assert [(row["kind"], row["read"]) for row in rows] == [("arithmetic", "as drawn"), ("gif", "all frames"),
+                                                            ("gif", "first frame"), ("gif", "mean of frames")]
+    assert all(row["test_images"] == 40 for row in rows) and "answer_accuracy" in rows[0]
+    assert "| gif | first frame |" in out

@@ -161,3 +161,13 @@ def test_the_model_picker_reads_with_the_model_picked(browser, two_models_url, f
     assert page.locator("#upload-result [data-testid=confidence]").inner_text().endswith("model upper")
     screenshot(page, "demo-model-picker.png")
     context.close()
+
+
+def test_a_sample_slider_is_solved_and_its_gap_drawn(page):
+    page.click("#slider-button")
+    found = page.locator("#slider-result [data-testid=slide-x]")
+    found.wait_for(timeout=20_000)
+    assert "from the gap" in page.locator("#slider-result [data-testid=slide-meta]").inner_text()
+    assert page.locator("#slider-preview [data-testid=gap-box]").is_visible()
+    assert page.locator("#slider-preview img").count() == 2
+    screenshot(page, "demo-slider.png")

@@ -362,3 +362,26 @@ def test_images_reached_through_links_are_not_listed(tmp_path):
     (folder / "three.png").symlink_to(outside / "two.png")
     with LabelSession(folder, fake_reader) as session:
         assert [item.name for item in session.queue] == ["one.png"]
+
+
+def test_an_arithmetic_models_reading_comes_with_its_answer(tmp_path):
+    from conftest import model_variant
+
+    arithmetic = load_model(model_variant(tmp_path / "models", "sums", task="arithmetic"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    digits = synthetic_samples(1, 7, "23456789", (4,))[0]  # the shipped model reads digits: a number is a question
+    (folder / "digits.png").write_bytes(digits.data)
+    (folder / "letters.png").write_bytes(synthetic_samples(1, 8, "abcdefgh", (4,))[0].data)
+    session = LabelSession(folder, model_reader(arithmetic))
+    shown = {}
+    for _ in range(2):
+        item = session.state()["item"]
+        shown[item["name"]] = item
+        session.skip()
+    assert shown["digits.png"]["prediction"].isdigit()
+    assert shown["digits.png"]["answer"] == int(shown["digits.png"]["prediction"])
+    assert shown["letters.png"]["answer"] is None and "not a digit" in shown["letters.png"]["answerError"]
+    session.close()
+    with LabelSession(folder, model_reader(load_model(MODEL_DIR))) as text_session:  # a text model: no answer
+        assert "answer" not in text_session.state()["item"]

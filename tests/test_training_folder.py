@@ -224,3 +224,30 @@ def test_a_folder_of_arithmetic_labels_exports_an_arithmetic_model(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     config = json.loads((run / "export" / "config.json").read_text())
     assert config["task"] == "arithmetic" and set("+=?") <= set(config["charset"])
+
+
+@pytest.mark.slow
+def test_a_folder_of_chinese_captchas_trains_and_serves_end_to_end(tmp_path):
+    """Labels in Chinese (labels.tsv, UTF-8) become the charset; the export loads in the handler and
+    its reply is JSON with the characters themselves, not escapes."""
+    from captcha_ocr.training.generators import GeneratorUnavailable, cjk_font, generate_folder
+
+    try:
+        cjk_font()
+    except GeneratorUnavailable as missing:
+        pytest.skip(str(missing))
+    folder = tmp_path / "chinese"
+    written = generate_folder("chinese", 40, 3, folder)
+    run = tmp_path / "run"
+    result = run_cli("train", "--data", str(folder), "--out", str(run), "--epochs", "1", "--seed", "2",
+                     "--time-limit", "0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    config = json.loads((run / "export" / "config.json").read_text(encoding="utf-8"))
+    assert set(config["charset"]) == {char for sample in written for char in sample.label}
+    app = create_app(run / "export")
+    reply = app.handle(get_event(b64(written[0].data)), None)
+    assert reply["statusCode"] == 200 and json.loads(reply["body"])["ok"] is True
+    text = json.loads(reply["body"])["text"]
+    assert set(text) <= set(config["charset"])
+    health = app.handle(get_event(path="/health"), None)["body"]
+    assert config["charset"] in health  # the characters themselves in the JSON, not \u escapes

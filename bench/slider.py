@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Slider captchas on the SCF bundle under Python 3.10 (`-I -S`): how often POST /slide finds the gap,
+and what a request costs.
+
+    python bench/slider.py [--bundle build/budget/unzipped] [--count 1000] [--quick]
+
+Generated sliders (slider_samples.py, seeds from 900,000: none of them seen while the methods were
+written) are sent through `main_handler` in one process inside the unzipped bundle, in both modes:
+the piece and the background (decoys and the piece drawn at its start included, as generated), and
+the two backgrounds (neither drawn: sites that send both draw neither). Within 3, 5 and 10 px (the
+larger of the x and y errors), and the request's median and p99 time. Writes bench/results/slider.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]
+
+from budget import bundle_and_python  # noqa: E402
+
+from captcha_ocr.slider_samples import generate_slider  # noqa: E402
+
+RESULTS = BENCH / "results"
+FIRST_SEED = 900_000
+
+_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, ".")
+import index
+rows = []
+for line in open(sys.argv[1]):
+    case = json.loads(line)
+    event = {"httpMethod": "POST", "path": "/slide", "headers": {"content-type": "application/json"},
+             "queryString": {}, "body": json.dumps(case["body"])}
+    index.main_handler(event, None)  # a first call of each size warms nothing that matters; timed below
+    started = time.perf_counter()
+    reply = index.main_handler(event, None)
+    seconds = time.perf_counter() - started
+    body = json.loads(reply["body"])
+    rows.append({"mode": case["mode"], "status": reply["statusCode"], "ms": seconds * 1000,
+                 "error": max(abs(body["x"] - case["x"]), abs(body["y"] - case["y"])) if body.get("ok") else None})
+print(json.dumps(rows))
+"""
+
+
+def write_cases(path: Path, count: int) -> None:
+    encode = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    with path.open("w") as out:
+        for seed in range(FIRST_SEED, FIRST_SEED + count):
+            slider = generate_slider(seed)
+            out.write(json.dumps({"mode": "piece and background", "x": slider.gap.x, "y": slider.gap.y,
+                                  "body": {"background": encode(slider.background), "piece": encode(slider.piece)}})
+                      + "\n")
+            plain = generate_slider(seed, piece_drawn=False, decoy=False)
+            out.write(json.dumps({"mode": "two backgrounds", "x": plain.gap.x, "y": plain.gap.y,
+                                  "body": {"background": encode(plain.background), "full": encode(plain.full)}})
+                      + "\n")
+
+
+def summary(rows: list[dict]) -> dict:
+    import numpy as np
+
+    errors = np.array([row["error"] if row["error"] is not None else 10**6 for row in rows])
+    times = np.array([row["ms"] for row in rows])
+    return {"sliders": len(rows), **{f"within_{px}px": float(np.mean(errors <= px)) for px in (3, 5, 10)},
+            "median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99)),
+            "errors": int(sum(row["status"] != 200 for row in rows))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, help="an unzipped bundle (default: build one under build/budget)")
+    parser.add_argument("--count", type=int, default=1000, help="sliders per mode (default 1000)")
+    parser.add_argument("--quick", action="store_true", help="10 sliders per mode: a smoke run, nothing written")
+    args = parser.parse_args()
+    bundle_dir, python = bundle_and_python(args.bundle)
+    count = 10 if args.quick else args.count
+    with tempfile.TemporaryDirectory() as folder:
+        cases = Path(folder) / "cases.jsonl"
+        write_cases(cases, count)
+        done = subprocess.run([python, "-I", "-S", "-c", _CHILD, str(cases)], cwd=bundle_dir, capture_output=True,
+                              text=True, env={"PATH": "/usr/bin:/bin"}, timeout=3000)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    results = {mode: summary([row for row in rows if row["mode"] == mode])
+               for mode in ("piece and background", "two backgrounds")}
+    print("| mode | sliders | within 3 px | within 5 px | within 10 px | median ms | p99 ms | errors |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for mode, result in results.items():
+        print(f"| {mode} | {result['sliders']} | {result['within_3px'] * 100:.1f}% | {result['within_5px'] * 100:.1f}% "
+              f"| {result['within_10px'] * 100:.1f}% | {result['median_ms']:.2f} | {result['p99_ms']:.2f} "
+              f"| {result['errors']} |")
+    if not args.quick:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "slider.json").write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Slider captchas: where the puzzle piece goes. numpy only, no OpenCV.
+
+Two of the three ways a site serves a slider are solved here by measurement, not learning:
+
+- **piece and background** (`match_piece`): normalised cross-correlation of the piece over the
+  background, by FFT, on two maps at once: the gray pixels under the piece's shape (a gap is the
+  background's own content shaded, which NCC does not see) and their edges (the gap's rim follows the
+  piece's outline). A match whose pixels equal the piece's (the piece itself, drawn at its start
+  position) is not a gap and is ranked last.
+- **two backgrounds** (`compare_backgrounds`): the pixels that differ between the background with the
+  gap and the one without, grouped into runs of columns, then rows; the run holding most of the
+  difference is the gap.
+
+The third, a background alone, needs a learned detector, which this version does not have
+(GapDetectorMissing, a 501; docs/slider.md).
+Positions are in the background's own pixels: `x` is the gap's left edge, what a drag script needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from captcha_ocr.errors import InvalidRequest, NoGapFound
+
+MAX_CANDIDATES = 3
+_SAME_AS_PIECE = 20.0  # gray levels: a match this close to the piece, pixel by pixel, is the piece itself
+_DIFFERENCE_FLOOR = 4.0  # gray levels: JPEG noise, averaged over 3x3, stays below
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int  # left edge, px
+    y: int  # top, px
+    width: int
+    height: int
+    score: float  # the method's own measure, 0-1: NCC for a piece, the share of the difference for two backgrounds
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Where the piece goes: the best box, how sure, and up to MAX_CANDIDATES ranked boxes (the best first)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    confidence: float
+    candidates: tuple[Box, ...]
+    method: str  # "piece", "difference"
+
+    @classmethod
+    def of(cls, candidates: list[Box], confidence: float, method: str) -> Gap:
+        best = candidates[0]
+        return cls(best.x, best.y, best.width, best.height, round(float(confidence), 4),
+                   tuple(candidates[:MAX_CANDIDATES]), method)
+
+
+# -- piece and background ---------------------------------------------------------------------------
+def _edges(gray: np.ndarray) -> np.ndarray:
+    """Gradient magnitude by central differences, the same size as the image."""
+    padded = np.pad(gray, 1, mode="edge")
+    dx = padded[1:-1, 2:] - padded[1:-1, :-2]
+    dy = padded[2:, 1:-1] - padded[:-2, 1:-1]
+    return np.hypot(dx, dy).astype(np.float32)
+
+
+def _correlate(image_spectrum: np.ndarray, shape: tuple[int, int], kernel: np.ndarray) -> np.ndarray:
+    """Σ kernel[i, j] * image[y + i, x + j] for every (y, x) where the kernel fits, by FFT."""
+    kernel_spectrum = np.fft.rfft2(kernel, s=shape)
+    full = np.fft.irfft2(image_spectrum * np.conj(kernel_spectrum), s=shape)
+    return full[:shape[0] - kernel.shape[0] + 1, :shape[1] - kernel.shape[1] + 1]
+
+
+def _window_sums(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The sum of every height x width window of the image, from its integral image."""
+    integral = np.zeros((image.shape[0] + 1, image.shape[1] + 1))
+    integral[1:, 1:] = image.cumsum(axis=0).cumsum(axis=1)
+    return (integral[height:, width:] - integral[:-height, width:]
+            - integral[height:, :-width] + integral[:-height, :-width])
+
+
+def _ncc_and_strength(image: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At every position where the template fits: the normalised cross-correlation of the template
+    with the image there, and the plain correlation Σ template * image (one FFT correlation for both;
+    the windows' sums from integral images)."""
+    height, width = template.shape
+    strength = _correlate(np.fft.rfft2(image), image.shape, template)
+    count = float(template.size)
+    mean = float(template.mean())
+    template_norm = float(np.sqrt(((template - mean) ** 2).sum()))
+    sums, squares = _window_sums(image, height, width), _window_sums(image * image, height, width)
+    numerator = strength - mean * sums
+    spread = np.sqrt(np.maximum(squares - sums * sums / count, 0.0)) * template_norm
+    return np.where(spread > 1e-6, numerator / np.maximum(spread, 1e-6), 0.0), strength
+
+
+def _peaks(score: np.ndarray, width: int, height: int, count: int) -> list[tuple[int, int]]:
+    """The `count` best positions, each at least half a piece from a better one."""
+    score = score.copy()
+    found = []
+    for _ in range(count):
+        y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+        if not np.isfinite(score[y, x]) or score[y, x] <= -1:
+            break
+        found.append((int(x), int(y)))
+        score[max(0, y - height // 2):y + height // 2 + 1, max(0, x - width // 2):x + width // 2 + 1] = -np.inf
+    return found
+
+
+def _shrunk(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """The mask eroded by `pixels`: a piece's outline, drawn on the piece and not in the gap, left out."""
+    for _ in range(pixels):
+        padded = np.pad(mask, 1)
+        mask = np.minimum.reduce([padded[1:-1, 1:-1], padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2],
+                                  padded[1:-1, 2:]])
+    return mask
+
+
+def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
+    for _ in range(pixels):
+        padded = np.pad(mask, 1)
+        mask = np.maximum.reduce([padded[1:-1, 1:-1], padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2],
+                                  padded[1:-1, 2:]])
+    return mask
+
+
+def gray_of(rgba: np.ndarray) -> np.ndarray:
+    """Luminance (ITU-R 601, as Pillow's "L"), float32."""
+    return rgba[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def colour_edges(rgba: np.ndarray) -> np.ndarray:
+    """The strongest channel's gradient at each pixel: a gap's outline shows in colour as in brightness."""
+    return np.max([_edges(rgba[..., channel].astype(np.float32)) for channel in range(3)], axis=0)
+
+
+def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
+    """The piece's best position in the background, both (h, w, 4) RGBA uint8 arrays.
+
+    The piece's outline (a band along the edge of its shape) is matched against the background's
+    colour edges: by NCC, for the shape, times the square root of the outline's mean edge strength
+    there relative to the strongest place, so a faint decoy of a similar shape ranks below the real,
+    strongly shaded gap. A place whose pixels inside the outline equal the piece's is the piece itself
+    drawn at its start, not a gap: it is ranked last. A piece with no transparency has no outline to
+    match: the edges of what it shows are matched instead.
+    """
+    mask = (piece[..., 3] > 127).astype(np.float32)
+    rows, columns = np.nonzero(mask)
+    if len(rows) < 16:
+        raise NoGapFound("the piece is transparent: no shape to look for")
+    top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
+    piece, mask = piece[top:bottom, left:right], mask[top:bottom, left:right]
+    height, width = mask.shape
+    if height > background.shape[0] or width > background.shape[1]:
+        raise InvalidRequest(f"the piece ({width}x{height}) is larger than the background "
+                             f"({background.shape[1]}x{background.shape[0]})")
+    if mask.all():  # no transparency, so no outline: the edges of what it shows are matched instead
+        shape_match, strength = _ncc_and_strength(colour_edges(background), colour_edges(piece))
+    else:
+        shape_match, strength = _ncc_and_strength(colour_edges(background), _grown(mask, 1) - _shrunk(mask, 2))
+    score = shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
+    inner = _shrunk(mask, 3)
+    inner = inner if inner.sum() >= 16 else mask
+    gray, piece_gray = gray_of(background), gray_of(piece)
+    boxes, same = [], []
+    for x, y in _peaks(score, width, height, MAX_CANDIDATES + 2):
+        box = Box(int(x), int(y), int(width), int(height), float(np.clip(score[y, x], 0, 1)))
+        (same if _is_the_piece(gray, piece_gray, inner > 0, x, y) else boxes).append(box)
+    boxes += same  # the piece drawn where it starts: a candidate of last resort
+    runner_up = boxes[1].score if len(boxes) > 1 else 0.0
+    return Gap.of(boxes, boxes[0].score * min(1.0, 0.5 + (boxes[0].score - runner_up) * 5), "piece")
+
+
+def _is_the_piece(gray: np.ndarray, piece: np.ndarray, inner: np.ndarray, x: int, y: int) -> bool:
+    """Whether the match at (x, y) is the piece itself, drawn at its start: within its own width of the
+    left border (where sliders start), and the same pixels as the piece, unshaded, give or take 2 px."""
+    height, width = piece.shape
+    if x >= width:
+        return False
+    best = np.inf
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            top, left = y + dy, x + dx
+            if 0 <= top and 0 <= left and top + height <= gray.shape[0] and left + width <= gray.shape[1]:
+                window = gray[top:top + height, left:left + width]
+                best = min(best, float(np.abs(window[inner] - piece[inner]).mean()))
+    return best < _SAME_AS_PIECE
+
+
+# -- two backgrounds --------------------------------------------------------------------------------
+def _runs(profile: np.ndarray, minimum: float) -> list[tuple[int, int]]:
+    """[start, end) of every run where the profile is at least `minimum`."""
+    above = np.concatenate(([False], profile >= minimum, [False]))
+    edges = np.flatnonzero(above[1:] != above[:-1])
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def _box_blur(gray: np.ndarray) -> np.ndarray:
+    """3x3 mean: JPEG's 8x8 noise averages down, a gap's shading does not."""
+    padded = np.pad(gray, 1, mode="edge")
+    return sum(padded[dy:dy + gray.shape[0], dx:dx + gray.shape[1]] for dy in range(3) for dx in range(3)) / 9
+
+
+def _merged_runs(profile: np.ndarray, minimum: float, bridge: int = 12) -> list[tuple[int, int]]:
+    """Runs of the profile at or above `minimum`, those closer than `bridge` joined: a shape whose shading
+    barely shows in some rows or columns (dark on dark) stays one."""
+    runs = []
+    for start, end in _runs(profile, minimum):
+        if runs and start - runs[-1][1] <= bridge:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def compare_backgrounds(background: np.ndarray, full: np.ndarray) -> Gap:
+    """The gap from the background with it and the same background without it ((h, w, 4) RGBA arrays)."""
+    if background.shape != full.shape:
+        raise InvalidRequest(f"the two backgrounds differ in size: {background.shape[1]}x{background.shape[0]} "
+                             f"and {full.shape[1]}x{full.shape[0]}")
+    difference = np.abs(_box_blur(gray_of(background)) - _box_blur(gray_of(full)))
+    threshold = max(_DIFFERENCE_FLOOR, 0.25 * float(np.percentile(difference, 99.7)))
+    changed = difference > threshold
+    total = float(difference[changed].sum())
+    if total == 0:
+        raise NoGapFound("the two backgrounds are the same: no gap between them")
+    boxes = []
+    for left, right in _merged_runs(changed.sum(axis=0), 2):
+        rows = changed[:, left:right].sum(axis=1)
+        for top, bottom in _merged_runs(rows, 2):
+            share = float(difference[top:bottom, left:right][changed[top:bottom, left:right]].sum()) / total
+            boxes.append(Box(left, top, right - left, bottom - top, share))
+    if not boxes:
+        raise NoGapFound("the backgrounds differ only in scattered pixels: no gap between them")
+    boxes.sort(key=lambda box: -box.score)
+    return Gap.of(boxes, boxes[0].score, "difference")

@@ -1,0 +1,145 @@
+"""Slider captchas: the gap found from the piece or from the background without it (slider.py), through
+the Reader, POST /slide and `captcha-ocr slide`, on generated sliders no choice here was tuned on."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, b64, encode, post_event
+from PIL import Image
+
+from captcha_ocr.errors import GapDetectorMissing, ImageTooLarge, InvalidRequest, NoGapFound
+from captcha_ocr.reader import Reader
+from captcha_ocr.settings import Limits
+from captcha_ocr.slider import compare_backgrounds, match_piece
+from captcha_ocr.slider_samples import generate_slider
+
+SEEDS = range(50_000, 50_120)  # not the seeds the methods were developed on (10,000-10,599)
+
+
+def rgba(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+def off_by(gap, truth) -> int:
+    return max(abs(gap.x - truth.x), abs(gap.y - truth.y))
+
+
+def test_the_piece_is_placed_within_3_px_on_generated_sliders_with_decoys_and_the_piece_drawn():
+    errors = [off_by(match_piece(rgba(s.background), rgba(s.piece)), s.gap) for s in map(generate_slider, SEEDS)]
+    assert np.mean(np.array(errors) <= 3) >= 0.97, sorted(errors)[-10:]
+
+
+def test_two_backgrounds_give_the_gap_within_3_px():
+    sliders = [generate_slider(seed, piece_drawn=False, decoy=False) for seed in SEEDS]
+    errors = [off_by(compare_backgrounds(rgba(s.background), rgba(s.full)), s.gap) for s in sliders]
+    assert np.mean(np.array(errors) <= 3) >= 0.97, sorted(errors)[-10:]
+
+
+def test_the_piece_drawn_at_its_start_is_not_taken_for_the_gap():
+    """The piece drawn where it starts has the piece's very outline; the gap is still the answer."""
+    drawn = [s for s in map(generate_slider, range(60_000, 60_060)) if s.piece_drawn][:20]
+    found = [match_piece(rgba(s.background), rgba(s.piece)) for s in drawn]
+    assert sum(off_by(gap, s.gap) <= 3 for gap, s in zip(found, drawn)) >= 19
+
+
+def test_candidates_are_ranked_and_at_most_three():
+    gap = match_piece(rgba(generate_slider(3).background), rgba(generate_slider(3).piece))
+    scores = [box.score for box in gap.candidates]
+    assert 1 <= len(scores) <= 3 and scores == sorted(scores, reverse=True) and 0 <= gap.confidence <= 1
+    assert (gap.x, gap.y) == (gap.candidates[0].x, gap.candidates[0].y)
+
+
+def test_a_piece_without_transparency_is_matched_as_its_rectangle():
+    slider = generate_slider(8, piece_drawn=False, decoy=False)
+    background = rgba(slider.background)
+    g = slider.gap
+    square = background[g.y - 4:g.y + g.height + 4, g.x - 4:g.x + g.width + 4].copy()
+    square[..., 3] = 255  # an opaque crop of the gap region itself: its border is what is matched
+    found = match_piece(background, square)
+    assert abs(found.x - (g.x - 4)) <= 3 and abs(found.y - (g.y - 4)) <= 3
+
+
+def test_what_has_no_gap_is_a_clear_error():
+    slider = generate_slider(4)
+    background, piece = rgba(slider.background), rgba(slider.piece)
+    with pytest.raises(NoGapFound):
+        compare_backgrounds(background, background)
+    with pytest.raises(InvalidRequest, match="differ in size"):
+        compare_backgrounds(background, background[:-1])
+    transparent = piece.copy()
+    transparent[..., 3] = 0
+    with pytest.raises(NoGapFound, match="transparent"):
+        match_piece(background, transparent)
+    with pytest.raises(InvalidRequest, match="larger than the background"):
+        match_piece(piece, background)
+
+
+def test_the_reader_takes_paths_bytes_and_pil_images_and_keeps_the_size_limits(tmp_path):
+    slider = generate_slider(9, piece_drawn=False, decoy=False)
+    (tmp_path / "bg.png").write_bytes(slider.background)
+    reader = Reader()
+    by_path = reader.slide(tmp_path / "bg.png", piece=Image.open(io.BytesIO(slider.piece)))
+    by_bytes = reader.slide(slider.background, full=slider.full)
+    assert off_by(by_path, slider.gap) <= 3 and off_by(by_bytes, slider.gap) <= 3
+    with pytest.raises(GapDetectorMissing):
+        reader.slide(slider.background)
+    with pytest.raises(InvalidRequest, match="not both"):
+        reader.slide(slider.background, slider.piece, slider.full)
+    big = encode(Image.new("RGB", (1000, 600)))
+    with pytest.raises(ImageTooLarge, match="slider image"):
+        Reader(limits=Limits()).slide(big, full=big)
+
+
+def slide_event(**images: bytes | str) -> dict:
+    return post_event(json.dumps({k: v if isinstance(v, str) else b64(v) for k, v in images.items()}), path="/slide")
+
+
+def test_post_slide_answers_in_both_modes_and_with_clear_errors(app):
+    slider = generate_slider(11)
+    reply = app.handle(slide_event(background=slider.background, piece=slider.piece), None)
+    body = json.loads(reply["body"])
+    assert reply["statusCode"] == 200 and body["method"] == "piece"
+    assert off_by(type("Gap", (), body), slider.gap) <= 3
+    assert set(body) >= {"x", "y", "width", "height", "confidence", "candidates"}
+    assert set(body["candidates"][0]) == {"x", "y", "width", "height", "score"}
+    plain = generate_slider(11, piece_drawn=False, decoy=False)
+    body = json.loads(app.handle(slide_event(background=plain.background, full=plain.full), None)["body"])
+    assert body["method"] == "difference" and off_by(type("Gap", (), body), plain.gap) <= 3
+    for event, status, code in [
+        (slide_event(background=slider.background), 501, "GapDetectorMissing"),
+        (slide_event(piece=slider.piece), 400, "MissingImage"),
+        (slide_event(background=slider.background, piece=slider.piece, full=slider.full), 400, "InvalidRequest"),
+        (slide_event(background=slider.background, pieces=slider.piece), 400, "InvalidRequest"),
+        (slide_event(background="not base64!", piece=slider.piece), 400, "InvalidBase64"),
+        (slide_event(background=b"GIF89a", piece=slider.piece), 415, "UnsupportedImage"),
+        (post_event("[1, 2]", path="/slide"), 400, "InvalidJson"),
+        (post_event("raw image bytes", "image/png", path="/slide"), 400, "InvalidRequest"),
+        ({"httpMethod": "GET", "path": "/slide", "queryString": {}, "headers": {}}, 405, "MethodNotAllowed"),
+    ]:
+        reply = app.handle(event, None)
+        assert (reply["statusCode"], json.loads(reply["body"])["error"]["code"]) == (status, code)
+
+
+def test_health_says_what_finds_a_gap(app):
+    health = json.loads(app.handle({"httpMethod": "GET", "path": "/health", "queryString": {}, "headers": {}},
+                                   None)["body"])
+    assert health["slider"] == {"methods": ["piece", "difference"], "detector": None}
+
+
+def test_the_slide_command_prints_the_reply(tmp_path):
+    slider = generate_slider(12, piece_drawn=False, decoy=False)
+    for name in ("background", "piece"):
+        (tmp_path / f"{name}.png").write_bytes(getattr(slider, name))
+    done = subprocess.run([sys.executable, "-m", "captcha_ocr.cli", "slide", str(tmp_path / "background.png"),
+                           "--piece", str(tmp_path / "piece.png")], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert off_by(type("Gap", (), json.loads(done.stdout)), slider.gap) <= 3
+    alone = subprocess.run([sys.executable, "-m", "captcha_ocr.cli", "slide", str(tmp_path / "background.png")],
+                           cwd=REPO, capture_output=True, text=True)
+    assert alone.returncode == 1 and json.loads(alone.stdout)["error"]["code"] == "GapDetectorMissing"
