@@ -127,18 +127,25 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "kinds.json"
-    measured = {(row["kind"], row["read"]) for row in rows}  # a run of some kinds keeps the others' rows
+    def key(row: dict) -> tuple:
+        return row["kind"], row["read"], row["train_images"], tuple(row.get("flags", ()))
+
+    measured = {key(row) for row in rows}  # a run keeps the rows of what it did not measure
     earlier = json.loads(results.read_text())["rows"] if results.is_file() else []
-    rows = [row for row in earlier if (row["kind"], row["read"]) not in measured] + rows
-    rows.sort(key=lambda row: (list(KINDS).index(row["kind"]), KINDS[row["kind"]].index(row["read"])))
+    rows = [row for row in earlier if key(row) not in measured] + rows
+    rows.sort(key=lambda row: (list(KINDS).index(row["kind"]), KINDS[row["kind"]].index(row["read"]),
+                               row["train_images"]))
     results.write_text(json.dumps({"rows": rows, "quick": args.quick}, indent=2) + "\n")
-    print("| kind | read as | train / test images | text accuracy | answer accuracy (where text right) | minutes |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| kind | read as | train / test images | time limit | text accuracy | answer accuracy (where text right) "
+          "| minutes |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         where = row.get("answer_accuracy_where_text_right") or 0.0
         answered = (f"{row['answer_accuracy'] * 100:.2f}% ({where * 100:.2f}%)" if "answer_accuracy" in row
                     else "-")
-        print(f"| {row['kind']} | {row['read']} | {row['train_images']} / {row['test_images']} | "
+        flags = row.get("flags") or []
+        limit = flags[flags.index("--time-limit") + 1] if "--time-limit" in flags else "5 (default)"
+        print(f"| {row['kind']} | {row['read']} | {row['train_images']} / {row['test_images']} | {limit} | "
               f"{row['accuracy'] * 100:.2f}% | {answered} | {row['minutes']:.1f} |")
 
 

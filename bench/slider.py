@@ -6,8 +6,10 @@ and what a request costs.
 
 Generated sliders (slider_samples.py, seeds from 900,000: none of them seen while the methods were
 written) are sent through `main_handler` in one process inside the unzipped bundle, in both modes:
-the piece and the background (decoys and the piece drawn at its start included, as generated), and
-the two backgrounds (neither drawn: sites that send both draw neither). Within 3, 5 and 10 px (the
+the piece and the background, and the background alone (the gap detector), decoys and the piece
+drawn at its start included, as generated; and the two backgrounds (neither drawn: sites that send
+both draw neither). The detector was trained on other seeds (training/gap.py: 10,000,000 on, and
+700,000-700,499 to keep its best epoch). Within 3, 5 and 10 px (the
 larger of the x and y errors), and the request's median and p99 time. Writes bench/results/slider.json.
 """
 
@@ -59,6 +61,8 @@ def write_cases(path: Path, count: int) -> None:
             out.write(json.dumps({"mode": "piece and background", "x": slider.gap.x, "y": slider.gap.y,
                                   "body": {"background": encode(slider.background), "piece": encode(slider.piece)}})
                       + "\n")
+            out.write(json.dumps({"mode": "background alone", "x": slider.gap.x, "y": slider.gap.y,
+                                  "body": {"background": encode(slider.background)}}) + "\n")
             plain = generate_slider(seed, piece_drawn=False, decoy=False)
             out.write(json.dumps({"mode": "two backgrounds", "x": plain.gap.x, "y": plain.gap.y,
                                   "body": {"background": encode(plain.background), "full": encode(plain.full)}})
@@ -92,7 +96,7 @@ def main() -> int:
         raise SystemExit(done.stderr[-3000:])
     rows = json.loads(done.stdout.strip().splitlines()[-1])
     results = {mode: summary([row for row in rows if row["mode"] == mode])
-               for mode in ("piece and background", "two backgrounds")}
+               for mode in ("piece and background", "two backgrounds", "background alone")}
     print("| mode | sliders | within 3 px | within 5 px | within 10 px | median ms | p99 ms | errors |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode, result in results.items():

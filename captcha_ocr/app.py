@@ -27,6 +27,7 @@ from captcha_ocr.errors import (
     BatchTooLarge,
     DecoderCrashed,
     DecoderTimedOut,
+    GapDetectorMissing,
     InternalError,
     InvalidJson,
     InvalidRequest,
@@ -183,8 +184,7 @@ class App:
             "models": [model.describe() for model in self.models],
             "runtime": {"package": runtime.package, "version": runtime.version},
             "limits": self.settings.describe(),
-            # POST /slide: what finds a gap (slider.py); a background alone needs a detector not yet built
-            "slider": {"methods": ["piece", "difference"], "detector": None},
+            "slider": self._slider_health(),
         })
 
     def slide(self, request: Request) -> Reply:
@@ -206,6 +206,16 @@ class App:
         return Reply(200, {"ok": True, "x": gap.x, "y": gap.y, "width": gap.width, "height": gap.height,
                            "confidence": gap.confidence, "method": gap.method,
                            "candidates": [box.as_dict() for box in gap.candidates]})
+
+    def _slider_health(self) -> dict[str, Any]:
+        """What POST /slide finds a gap with: the two measured methods, and the detector if this package has one."""
+        try:
+            detector = self.reader.gap_detector()
+        except GapDetectorMissing:
+            return {"methods": ["piece", "difference"], "detector": None}
+        return {"methods": ["piece", "difference", "detector"],
+                "detector": {"file": detector.config["model_file"], "sha256": detector.config["sha256"],
+                             "input": detector.config["input"]}}
 
     def recognize(self, request: Request) -> Reply:
         """One image or a batch; each read by the model named, else by the one model declaring its

@@ -141,6 +141,60 @@ def _slide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_slide_eval(sub: argparse._SubParsersAction) -> None:
+    from captcha_ocr.slider_labels import MODES
+
+    p = sub.add_parser("slide-eval", help="how often the gap is found in a folder of labelled sliders (YOLO "
+                                          "label files): within 3, 5 and 10 px")
+    p.add_argument("--data", type=Path, required=True, help="backgrounds with NNNNN.txt YOLO labels beside them "
+                                                            "(and NNNNN.piece.png / NNNNN.full.png)")
+    p.add_argument("--mode", choices=MODES, default="auto",
+                   help="auto: the piece where there is one, else the background without the gap, else the "
+                        "background alone")
+    p.add_argument("--detector", type=Path, help="a gap detector's folder (gap.json, gap.tflite), e.g. from "
+                                                 "slide-train (default: the shipped one)")
+    p.add_argument("--json", type=Path, help="also write the report here")
+
+
+def _slide_eval(args: argparse.Namespace) -> int:
+    from captcha_ocr.reader import Reader
+    from captcha_ocr.slider_labels import evaluate, list_sliders
+
+    reader = Reader()
+    if args.detector:
+        from captcha_ocr.detector import GapDetector
+
+        reader.use_gap_detector(GapDetector(args.detector))
+    report = evaluate(reader.slide, list_sliders(args.data), args.mode)
+    print(f"{args.data} ({args.mode}): {report['sliders']} sliders, within 3 px {report['within_3px'] * 100:.1f}%, "
+          f"5 px {report['within_5px'] * 100:.1f}%, 10 px {report['within_10px'] * 100:.1f}%, "
+          f"{len(report['failures'])} errors")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def _add_slide_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("slide-train", help="fine-tune the gap detector on a folder of labelled sliders, then "
+                                           "export it (gap.json, gap.tflite)")
+    p.add_argument("--data", type=Path, required=True, help="backgrounds with NNNNN.txt YOLO labels beside them")
+    p.add_argument("--out", type=Path, required=True, help="run folder; the detector lands in OUT/export")
+    p.add_argument("--minutes", type=float, default=5.0, help="training time (default 5)")
+    p.add_argument("--seed", type=int, default=1)
+
+
+def _slide_train(args: argparse.Namespace) -> int:
+    _require_training()
+    from captcha_ocr.slider_labels import list_sliders
+    from captcha_ocr.training.gap import fine_tune
+
+    result = fine_tune(list_sliders(args.data), args.out, args.minutes, args.seed)
+    print(f"held-out within 5 px: {result['best_within_5px'] * 100:.1f}% (before: "
+          f"{result['start_within_5px'] * 100:.1f}%); the detector is in {args.out / 'export'}: serve it with "
+          f"CAPTCHA_OCR_GAP_DETECTOR={args.out / 'export'}")
+    return 0
+
+
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="write synthetic captchas: like the shipped model's (file name = text), or "
                                       "arithmetic, flashing GIF and Chinese ones (with labels.tsv)")
@@ -432,13 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_predict, _add_slide, _add_sample, _add_label, _add_train, _add_export, _add_eval,
-                _add_models, _add_deploy):
+    for add in (_add_serve, _add_predict, _add_slide, _add_slide_eval, _add_slide_train, _add_sample, _add_label,
+                _add_train, _add_export, _add_eval, _add_models, _add_deploy):
         add(sub)
     return parser
 
 
-COMMANDS = {"serve": _serve, "predict": _predict, "slide": _slide, "sample": _sample, "label": _label, "train": _train,
+COMMANDS = {"serve": _serve, "predict": _predict, "slide": _slide, "slide-eval": _slide_eval,
+            "slide-train": _slide_train, "sample": _sample, "label": _label, "train": _train,
             "export": _export, "eval": _eval, "models": _models, "deploy": _deploy}
 
 

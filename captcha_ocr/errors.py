@@ -64,7 +64,7 @@ class NoGapFound(ApiError):
 
 
 class GapDetectorMissing(ApiError):
-    """A slider sent as its background alone: finding that gap needs a learned detector this version lacks."""
+    """A slider sent as its background alone, where this package was built without the gap detector."""
 
     status = 501
     code = "GapDetectorMissing"

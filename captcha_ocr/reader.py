@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from PIL import Image
 
 from captcha_ocr.answers import Answer, answer
 from captcha_ocr.budget import screen
+from captcha_ocr.detector import GapDetector
 from captcha_ocr.errors import ApiError, GapDetectorMissing, InvalidRequest, PayloadTooLarge, UnsupportedImage
 from captcha_ocr.imaging import PreparedImage, decode_rgba, preprocess
 from captcha_ocr.isolation import DecoderPool
@@ -37,6 +39,7 @@ from captcha_ocr.settings import Limits, load_settings
 from captcha_ocr.slider import Gap, compare_backgrounds, match_piece
 
 ImageInput = Union[bytes, bytearray, memoryview, str, os.PathLike, Image.Image]
+_DETECTOR_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -124,18 +127,35 @@ class Reader:
 
     def slide(self, background: ImageInput, piece: ImageInput | None = None, full: ImageInput | None = None,
               deadline: float | None = None) -> Gap:
-        """Where a slider's piece goes (slider.py): give the `piece`, or the background without the gap
-        (`full`). A background alone needs a gap detector this version lacks (GapDetectorMissing). Every
+        """Where a slider's piece goes: from the `piece`, or from the background without the gap (`full`),
+        both measured (slider.py); from the background alone, by the gap detector (detector/). Every
         image passes the same screen and size limits as a captcha; positions are the background's pixels."""
-        if (piece is None) == (full is None):
-            if piece is None:
-                raise GapDetectorMissing("finding the gap in a background alone needs a gap detector, which this "
-                                         "version does not have: send the piece, or the background without the gap")
+        if piece is not None and full is not None:
             raise InvalidRequest("send the piece or the background without the gap (full), not both")
+        detector = self.gap_detector() if piece is None and full is None else None
         if deadline is None:
             deadline = time.monotonic() + self.limits.max_decode_ms / 1000
-        pixels = [self._rgba(self._bytes(image), deadline) for image in (background, piece if full is None else full)]
+        images = [image for image in (background, piece, full) if image is not None]
+        pixels = [self._rgba(self._bytes(image), deadline) for image in images]
+        if detector is not None:
+            return detector.find(pixels[0])
         return match_piece(*pixels) if full is None else compare_backgrounds(*pixels)
+
+    def use_gap_detector(self, detector: GapDetector) -> None:
+        """Read backgrounds alone with this detector (e.g. one slide-train fine-tuned) instead of the shipped one."""
+        with _DETECTOR_LOCK:
+            self._detector = detector
+
+    def gap_detector(self) -> GapDetector:
+        """The gap detector for a background alone (detector/), loaded on first use; GapDetectorMissing
+        where this package was built without one."""
+        with _DETECTOR_LOCK:
+            if not hasattr(self, "_detector"):
+                self._detector = GapDetector.shipped()
+        if self._detector is None:
+            raise GapDetectorMissing("finding the gap in a background alone needs the gap detector, which this "
+                                     "package was built without: send the piece, or the background without the gap")
+        return self._detector
 
     def _rgba(self, data: bytes, deadline: float) -> np.ndarray:
         if self.decoder is not None:

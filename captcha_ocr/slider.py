@@ -11,8 +11,7 @@ Two of the three ways a site serves a slider are solved here by measurement, not
   gap and the one without, grouped into runs of columns, then rows; the run holding most of the
   difference is the gap.
 
-The third, a background alone, needs a learned detector, which this version does not have
-(GapDetectorMissing, a 501; docs/slider.md).
+The third, a background alone, is read by a learned detector (captcha_ocr/detector; docs/slider.md).
 Positions are in the background's own pixels: `x` is the gap's left edge, what a drag script needs.
 """
 
@@ -112,21 +111,22 @@ def _peaks(score: np.ndarray, width: int, height: int, count: int) -> list[tuple
     return found
 
 
-def _shrunk(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """The mask eroded by `pixels`: a piece's outline, drawn on the piece and not in the gap, left out."""
+def _morph(mask: np.ndarray, pixels: int, extreme: np.ufunc) -> np.ndarray:
+    """The mask grown (np.maximum) or shrunk (np.minimum) by `pixels`, one 4-neighbour step at a time."""
     for _ in range(pixels):
         padded = np.pad(mask, 1)
-        mask = np.minimum.reduce([padded[1:-1, 1:-1], padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2],
-                                  padded[1:-1, 2:]])
+        mask = extreme.reduce([padded[1:-1, 1:-1], padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2],
+                               padded[1:-1, 2:]])
     return mask
+
+
+def _shrunk(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """The mask eroded: a piece's outline, drawn on the piece and not in the gap, left out."""
+    return _morph(mask, pixels, np.minimum)
 
 
 def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
-    for _ in range(pixels):
-        padded = np.pad(mask, 1)
-        mask = np.maximum.reduce([padded[1:-1, 1:-1], padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2],
-                                  padded[1:-1, 2:]])
-    return mask
+    return _morph(mask, pixels, np.maximum)
 
 
 def gray_of(rgba: np.ndarray) -> np.ndarray:

@@ -143,3 +143,30 @@ def test_the_slide_command_prints_the_reply(tmp_path):
     alone = subprocess.run([sys.executable, "-m", "captcha_ocr.cli", "slide", str(tmp_path / "background.png")],
                            cwd=REPO, capture_output=True, text=True)
     assert alone.returncode == 1 and json.loads(alone.stdout)["error"]["code"] == "GapDetectorMissing"
+
+
+def test_a_folder_of_labelled_sliders_is_scored_in_each_mode(tmp_path):
+    from captcha_ocr.slider_labels import evaluate, list_sliders, parse_yolo
+    from captcha_ocr.slider_samples import write_sliders, yolo_line
+
+    written = write_sliders(12, 5, tmp_path)
+    sliders = list_sliders(tmp_path)
+    assert [s.gap for s in sliders] == [parse_yolo(yolo_line(w.gap, w.size), w.size) for w in written]
+    assert all(abs(s.gap.x - w.gap.x) <= 1 and abs(s.gap.width - w.gap.width) <= 1 for s, w in zip(sliders, written))
+    reader = Reader()
+    piece = evaluate(reader.slide, sliders, "piece")
+    assert piece["sliders"] == 12 and piece["within_10px"] >= piece["within_5px"] >= piece["within_3px"] >= 0.75
+    done = subprocess.run([sys.executable, "-m", "captcha_ocr.cli", "slide-eval", "--data", str(tmp_path), "--mode",
+                           "full", "--json", str(tmp_path / "report.json")], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["within_5px"] >= 0.75 and "within 3 px" in done.stdout
+
+
+def test_a_yolo_line_that_is_not_one_is_refused():
+    from captcha_ocr.labelled import DatasetError
+    from captcha_ocr.slider_labels import parse_yolo
+
+    for line in ("0 0.5 0.5 0.2", "0 a b c d", "0 0.5 0.5 1.5 0.2"):
+        with pytest.raises(DatasetError, match="YOLO"):
+            parse_yolo(line, (300, 150))
+    assert parse_yolo("0 0.5 0.5 0.2 0.4", (300, 150)).x == 120

@@ -1,0 +1,214 @@
+"""Training the gap detector: a slider's background alone -> where its gap is.
+
+A small fully convolutional network reads the background resized to INPUT (height, width) and
+answers, for each cell of a grid at a quarter of that size, a heat (is the gap's centre here?),
+the centre's offset inside the cell and the gap's width and height (CenterNet's recipe, with one
+class). The peaks of the heat map are the ranked candidates; the serving side (captcha_ocr/detector)
+decodes them in the background's own pixels. It learns on generated sliders (slider_samples.py:
+decoys, the piece drawn at its start, JPEG artefacts), and `captcha-ocr slide-train` goes on from it
+on a folder of labelled sliders.
+
+    python -m captcha_ocr.training.gap --out runs/gap --minutes 20        # the shipped detector
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from captcha_ocr.config import file_sha256
+from captcha_ocr.detector import CONFIG_FILE, INPUT, MODEL_FILE, STRIDE, decode_heat_map
+from captcha_ocr.labelled import DatasetError
+from captcha_ocr.slider_samples import Box, generate_slider
+
+SIGMA_CELLS = 1.0  # the heat target's spread around the centre cell
+VALIDATION_SEED = 700_000
+
+
+def input_array(background: bytes) -> tuple[np.ndarray, tuple[int, int]]:
+    """A background's bytes -> the network's input (height, width, 3) float32 in [0, 1], and its size."""
+    image = Image.open(io.BytesIO(background)).convert("RGB")
+    resized = image.resize((INPUT[1], INPUT[0]), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32) / 255, image.size
+
+
+def targets(box: Box, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The heat target (grid, 1) and the regression target with its mask (grid, 5): offset x, y in the
+    cell, log width and height in input pixels, and 1 at the centre's cell."""
+    rows, columns = INPUT[0] // STRIDE, INPUT[1] // STRIDE
+    scale_x, scale_y = INPUT[1] / size[0], INPUT[0] / size[1]
+    cx, cy = (box.x + box.width / 2) * scale_x / STRIDE, (box.y + box.height / 2) * scale_y / STRIDE
+    column, row = min(int(cx), columns - 1), min(int(cy), rows - 1)
+    yy, xx = np.mgrid[0:rows, 0:columns]
+    heat = np.exp(-((xx - column) ** 2 + (yy - row) ** 2) / (2 * SIGMA_CELLS**2)).astype(np.float32)[..., None]
+    regression = np.zeros((rows, columns, 5), np.float32)
+    regression[row, column] = (cx - column, cy - row, np.log(box.width * scale_x), np.log(box.height * scale_y), 1)
+    return heat, regression
+
+
+def dataset(seeds: range) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    images, heats, regressions, truths = [], [], [], []
+    for seed in seeds:
+        slider = generate_slider(seed)
+        image, size = input_array(slider.background)
+        heat, regression = targets(slider.gap, size)
+        images.append(image)
+        heats.append(heat)
+        regressions.append(regression)
+        truths.append((slider.gap, size))
+    return np.stack(images), np.stack(heats), np.stack(regressions), truths
+
+
+def build_model():
+    import keras
+    from keras import layers
+
+    def block(x, filters, stride=1, dilation=1):
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", dilation_rate=dilation, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
+    image = keras.Input((*INPUT, 3), name="image")
+    x = block(image, 16, stride=2)
+    x = block(x, 24)
+    x = block(x, 32, stride=2)
+    for dilation in (1, 2, 4, 8):  # a receptive field wider than the largest piece
+        x = block(x, 40, dilation=dilation)
+    heat = layers.Conv2D(1, 1, name="heat", bias_initializer=keras.initializers.Constant(-4.0))(x)
+    box = layers.Conv2D(4, 1, name="box")(x)
+    return keras.Model(image, layers.Concatenate(name="out")([heat, box]))
+
+
+def loss(y_true, y_pred):
+    """Focal loss on the heat map (CenterNet's, penalty-reduced near the centre), L1 on the box at the centre."""
+    import keras.ops as ops
+
+    heat_true, regression, mask = y_true[..., :1], y_true[..., 1:5], y_true[..., 5:6]
+    heat = ops.clip(ops.sigmoid(y_pred[..., :1]), 1e-4, 1 - 1e-4)
+    centre = ops.cast(heat_true > 0.999, "float32")
+    positive = -ops.log(heat) * (1 - heat) ** 2 * centre
+    negative = -ops.log(1 - heat) * heat**2 * (1 - heat_true) ** 4 * (1 - centre)
+    count = ops.maximum(ops.sum(centre), 1.0)
+    focal = (ops.sum(positive) + ops.sum(negative)) / count
+    box = ops.sum(ops.abs(y_pred[..., 1:5] - regression) * mask) / count
+    return focal + box
+
+
+def within(model, images: np.ndarray, truths: list, pixels: int = 5) -> float:
+    outputs = model.predict(images, verbose=0, batch_size=64)
+    right = 0
+    for output, (box, size) in zip(outputs, truths):
+        found = decode_heat_map(output, size)[0]
+        right += max(abs(found.x - box.x), abs(found.y - box.y)) <= pixels
+    return right / len(truths)
+
+
+def train(out: Path, minutes: float, train_count: int, seed: int, validation_count: int = 500) -> dict:
+    import keras
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    images, heats, regressions, _ = dataset(range(seed * 10_000_000, seed * 10_000_000 + train_count))
+    validation, _, _, truths = dataset(range(VALIDATION_SEED, VALIDATION_SEED + validation_count))
+    targets_ = np.concatenate([heats, regressions], axis=-1)
+    keras.utils.set_random_seed(seed)
+    model = build_model()
+    steps = max(1, train_count // 32)
+    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps * 200, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+    history, best = [], -1.0
+    print(f"{train_count} generated sliders ready in {time.monotonic() - started:.0f} s; training for "
+          f"{minutes} minutes", flush=True)
+    started, epoch = time.monotonic(), 0
+    while epoch == 0 or time.monotonic() - started < minutes * 60:
+        epoch += 1
+        fitted = model.fit(images, targets_, batch_size=32, epochs=1, verbose=0, shuffle=True)
+        accuracy = within(model, validation, truths)
+        history.append({"epoch": epoch, "loss": float(fitted.history["loss"][-1]), "within_5px": accuracy,
+                        "elapsed_s": round(time.monotonic() - started, 1)})
+        print(json.dumps(history[-1]), flush=True)
+        if accuracy > best:
+            best = accuracy
+            model.save(out / "best.keras")
+    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    return {"best_within_5px": best, "epochs": epoch}
+
+
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "gap_detector.keras"  # what slide-train goes on from
+
+
+def fine_tune(sliders: list, out: Path, minutes: float, seed: int = 1) -> dict:
+    """The shipped detector trained further on a user's labelled sliders (slider_labels.LabelledSlider),
+    a seeded tenth of them held out to pick the best epoch; exported to out/export."""
+    import keras
+
+    if len(sliders) < 10:
+        raise DatasetError(f"{len(sliders)} labelled sliders: slide-train needs at least 10")
+    out.mkdir(parents=True, exist_ok=True)
+    order = np.random.default_rng(seed).permutation(len(sliders))
+    held = max(1, len(sliders) // 10)
+    arrays = []
+    for slider in sliders:
+        image, size = input_array(slider.background.read_bytes())
+        heat, regression = targets(slider.gap, size)
+        arrays.append((image, np.concatenate([heat, regression], axis=-1), (slider.gap, size)))
+    validation = [arrays[i] for i in order[:held]]
+    training = [arrays[i] for i in order[held:]]
+    images, targets_ = np.stack([a[0] for a in training]), np.stack([a[1] for a in training])
+    held_images, truths = np.stack([a[0] for a in validation]), [a[2] for a in validation]
+    keras.utils.set_random_seed(seed)
+    model = keras.models.load_model(SHIPPED_CHECKPOINT, compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(3e-4), loss=loss)
+    start = best = within(model, held_images, truths)
+    model.save(out / "best.keras")
+    started, epoch, history = time.monotonic(), 0, []
+    while epoch == 0 or time.monotonic() - started < minutes * 60:
+        epoch += 1
+        fitted = model.fit(images, targets_, batch_size=16, epochs=1, verbose=0, shuffle=True)
+        accuracy = within(model, held_images, truths)
+        history.append({"epoch": epoch, "loss": float(fitted.history["loss"][-1]), "within_5px": accuracy})
+        print(json.dumps(history[-1]), flush=True)
+        if accuracy > best:
+            best = accuracy
+            model.save(out / "best.keras")
+    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    export(out, out / "export")
+    return {"start_within_5px": start, "best_within_5px": best, "epochs": epoch}
+
+
+def export(run: Path, target: Path) -> Path:
+    """The run's best checkpoint -> target/gap.tflite (float32) and target/gap.json."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(run / "best.keras", compile=False)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / MODEL_FILE).write_bytes(converter.convert())
+    config = {"kind": "gap-detector", "model_file": MODEL_FILE, "sha256": file_sha256(target / MODEL_FILE),
+              "input": {"height": INPUT[0], "width": INPUT[1], "channels": 3}, "stride": STRIDE}
+    (target / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="run folder (best.keras, history.json)")
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--train", type=int, default=12_000, help="generated sliders to train on")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--export", type=Path, help="then write the detector (gap.tflite, gap.json) here")
+    args = parser.parse_args()
+    print(json.dumps(train(args.out, args.minutes, args.train, args.seed)))
+    if args.export:
+        export(args.out, args.export)
+
+
+if __name__ == "__main__":
+    main()

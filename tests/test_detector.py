@@ -1,0 +1,75 @@
+"""The gap detector's serving side (captcha_ocr/detector): its output decoded into boxes in the
+background's own pixels, and what a background alone gets from POST /slide."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import b64, post_event
+
+from captcha_ocr.detector import INPUT, STRIDE, GapDetector, decode_heat_map
+
+GRID = (INPUT[0] // STRIDE, INPUT[1] // STRIDE)
+
+
+def output_with_peaks(*peaks: tuple[int, int, float, float, float, float, float]) -> np.ndarray:
+    """A model output: heat logits of -8 but at each (row, column, logit, dx, dy, width, height) given."""
+    output = np.zeros((*GRID, 5), np.float32)
+    output[..., 0] = -8
+    for row, column, logit, dx, dy, width, height in peaks:
+        output[row, column] = (logit, dx, dy, np.log(width), np.log(height))
+    return output
+
+
+def test_the_strongest_peak_is_the_gap_in_the_backgrounds_pixels():
+    size = (352, 192)  # twice the input: every input pixel is two of the background's
+    boxes = decode_heat_map(output_with_peaks((10, 20, 3.0, 0.5, 0.25, 20, 16), (4, 30, 1.0, 0, 0, 10, 10)), size)
+    best = boxes[0]
+    cx, cy = (20 + 0.5) * STRIDE * 2, (10 + 0.25) * STRIDE * 2
+    assert (best.x, best.y, best.width, best.height) == (round(cx - 20), round(cy - 16), 40, 32)
+    assert best.score > boxes[1].score and len(boxes) <= 3
+
+
+def test_neighbouring_cells_of_one_peak_give_one_candidate():
+    output = output_with_peaks((10, 20, 3.0, 0.5, 0.5, 20, 20), (10, 21, 2.5, 0.5, 0.5, 20, 20),
+                               (3, 5, 0.5, 0.5, 0.5, 20, 20))
+    boxes = decode_heat_map(output, (176, 96))
+    assert [(round(b.x), round(b.y)) for b in boxes[:2]] == [(72, 32), (12, 4)]
+
+
+@pytest.mark.skipif(GapDetector.shipped() is None, reason="this checkout has no gap detector")
+def test_a_background_alone_is_answered_by_the_shipped_detector(app):
+    from captcha_ocr.slider_samples import generate_slider
+
+    slider = generate_slider(424_242)
+    reply = app.handle(post_event(json.dumps({"background": b64(slider.background)}), path="/slide"), None)
+    body = json.loads(reply["body"])
+    assert reply["statusCode"] == 200 and body["method"] == "detector"
+    assert 1 <= len(body["candidates"]) <= 3 and 0 <= body["confidence"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(GapDetector.shipped() is None, reason="this checkout has no gap detector")
+def test_slide_train_goes_on_from_the_shipped_detector_and_its_export_serves(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from captcha_ocr.slider_samples import write_sliders
+
+    write_sliders(20, 77, tmp_path / "sliders")
+    run = tmp_path / "run"
+    folder = str(tmp_path / "sliders")
+    trained = subprocess.run([sys.executable, "-m", "captcha_ocr.cli", "slide-train", "--data", folder,
+                              "--out", str(run), "--minutes", "0"], cwd=REPO, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "held-out within 5 px" in trained.stdout and (run / "export" / "gap.tflite").is_file()
+    scored = subprocess.run([sys.executable, "-m", "captcha_ocr.cli", "slide-eval", "--data", folder,
+                             "--mode", "background", "--detector", str(run / "export"), "--json",
+                             str(tmp_path / "report.json")], cwd=REPO, capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["sliders"] == 20 and report["within_10px"] >= 0.5 and not report["failures"]
