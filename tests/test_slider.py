@@ -87,8 +87,7 @@ def test_the_reader_takes_paths_bytes_and_pil_images_and_keeps_the_size_limits(t
     by_path = reader.slide(tmp_path / "bg.png", piece=Image.open(io.BytesIO(slider.piece)))
     by_bytes = reader.slide(slider.background, full=slider.full)
     assert off_by(by_path, slider.gap) <= 3 and off_by(by_bytes, slider.gap) <= 3
-    with pytest.raises(GapDetectorMissing):
-        reader.slide(slider.background)
+    assert reader.slide(slider.background).method == "detector"
     with pytest.raises(InvalidRequest, match="not both"):
         reader.slide(slider.background, slider.piece, slider.full)
     big = encode(Image.new("RGB", (1000, 600)))
@@ -111,8 +110,9 @@ def test_post_slide_answers_in_both_modes_and_with_clear_errors(app):
     plain = generate_slider(11, piece_drawn=False, decoy=False)
     body = json.loads(app.handle(slide_event(background=plain.background, full=plain.full), None)["body"])
     assert body["method"] == "difference" and off_by(type("Gap", (), body), plain.gap) <= 3
+    body = json.loads(app.handle(slide_event(background=slider.background), None)["body"])
+    assert body["method"] == "detector" and 1 <= len(body["candidates"]) <= 3
     for event, status, code in [
-        (slide_event(background=slider.background), 501, "GapDetectorMissing"),
         (slide_event(piece=slider.piece), 400, "MissingImage"),
         (slide_event(background=slider.background, piece=slider.piece, full=slider.full), 400, "InvalidRequest"),
         (slide_event(background=slider.background, pieces=slider.piece), 400, "InvalidRequest"),
@@ -129,7 +129,23 @@ def test_post_slide_answers_in_both_modes_and_with_clear_errors(app):
 def test_health_says_what_finds_a_gap(app):
     health = json.loads(app.handle({"httpMethod": "GET", "path": "/health", "queryString": {}, "headers": {}},
                                    None)["body"])
+    assert health["slider"]["methods"] == ["piece", "difference", "detector"]
+    assert health["slider"]["detector"]["file"] == "gap.tflite" and len(health["slider"]["detector"]["sha256"]) == 64
+
+
+def test_a_package_built_without_the_detector_says_so_for_a_background_alone(monkeypatch):
+    from captcha_ocr.app import App
+    from captcha_ocr.detector import GapDetector
+
+    monkeypatch.setattr(GapDetector, "shipped", classmethod(lambda cls: None))
+    app = App(Reader().models)
+    reply = app.handle(slide_event(background=generate_slider(13).background), None)
+    assert (reply["statusCode"], json.loads(reply["body"])["error"]["code"]) == (501, "GapDetectorMissing")
+    health = json.loads(app.handle({"httpMethod": "GET", "path": "/health", "queryString": {}, "headers": {}},
+                                   None)["body"])
     assert health["slider"] == {"methods": ["piece", "difference"], "detector": None}
+    with pytest.raises(GapDetectorMissing):
+        Reader().slide(generate_slider(13).background)
 
 
 def test_the_slide_command_prints_the_reply(tmp_path):
@@ -142,7 +158,7 @@ def test_the_slide_command_prints_the_reply(tmp_path):
     assert off_by(type("Gap", (), json.loads(done.stdout)), slider.gap) <= 3
     alone = subprocess.run([sys.executable, "-m", "captcha_ocr.cli", "slide", str(tmp_path / "background.png")],
                            cwd=REPO, capture_output=True, text=True)
-    assert alone.returncode == 1 and json.loads(alone.stdout)["error"]["code"] == "GapDetectorMissing"
+    assert alone.returncode == 0 and json.loads(alone.stdout)["method"] == "detector"
 
 
 def test_a_folder_of_labelled_sliders_is_scored_in_each_mode(tmp_path):
