@@ -5,12 +5,13 @@ and what a request costs.
     python bench/slider.py [--bundle build/budget/unzipped] [--count 1000] [--quick]
 
 Generated sliders (slider_samples.py, seeds from 900,000: none of them seen while the methods were
-written) are sent through `main_handler` in one process inside the unzipped bundle, in both modes:
-the piece and the background, and the background alone (the gap detector), decoys and the piece
-drawn at its start included, as generated; and the two backgrounds (neither drawn: sites that send
-both draw neither). The detector was trained on other seeds (training/gap.py: 10,000,000 on, and
-700,000-700,499 to keep its best epoch). Within 3, 5 and 10 px (the
-larger of the x and y errors), and the request's median and p99 time. Writes bench/results/slider.json.
+written), on procedural backgrounds and on photo backgrounds, go through `main_handler` in one
+process inside the unzipped bundle, in three modes: the piece and the background, and the background
+alone (the gap detector), decoys and the piece drawn at its start included, as generated; and the
+two backgrounds (neither drawn: sites that send both draw neither). The detector was trained on
+other seeds (training/gap.py: 10,000,000 on, and 700,000-700,499 to keep its best epoch). Within 3,
+5 and 10 px (the larger of the x and y errors), and the request's median and p99 time. Writes
+bench/results/slider.json.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 from budget import bundle_and_python  # noqa: E402
 
 from captcha_ocr.slider_samples import generate_slider  # noqa: E402
+from captcha_ocr.training.photos import photo_background  # noqa: E402
 
 RESULTS = BENCH / "results"
 FIRST_SEED = 900_000
@@ -56,17 +58,16 @@ print(json.dumps(rows))
 def write_cases(path: Path, count: int) -> None:
     encode = lambda data: base64.b64encode(data).decode()  # noqa: E731
     with path.open("w") as out:
-        for seed in range(FIRST_SEED, FIRST_SEED + count):
-            slider = generate_slider(seed)
-            out.write(json.dumps({"mode": "piece and background", "x": slider.gap.x, "y": slider.gap.y,
-                                  "body": {"background": encode(slider.background), "piece": encode(slider.piece)}})
-                      + "\n")
-            out.write(json.dumps({"mode": "background alone", "x": slider.gap.x, "y": slider.gap.y,
-                                  "body": {"background": encode(slider.background)}}) + "\n")
-            plain = generate_slider(seed, piece_drawn=False, decoy=False)
-            out.write(json.dumps({"mode": "two backgrounds", "x": plain.gap.x, "y": plain.gap.y,
-                                  "body": {"background": encode(plain.background), "full": encode(plain.full)}})
-                      + "\n")
+        for photos, backgrounds in ((None, "procedural"), (photo_background, "photos")):
+            for seed in range(FIRST_SEED, FIRST_SEED + count):
+                slider = generate_slider(seed, photos=photos)
+                plain = generate_slider(seed, piece_drawn=False, decoy=False, photos=photos)
+                for mode, truth, body in (
+                        ("piece and background", slider, {"background": slider.background, "piece": slider.piece}),
+                        ("two backgrounds", plain, {"background": plain.background, "full": plain.full}),
+                        ("background alone", slider, {"background": slider.background})):
+                    out.write(json.dumps({"mode": f"{mode}, {backgrounds}", "x": truth.gap.x, "y": truth.gap.y,
+                                          "body": {key: encode(value) for key, value in body.items()}}) + "\n")
 
 
 def summary(rows: list[dict]) -> dict:
@@ -95,9 +96,9 @@ def main() -> int:
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
     rows = json.loads(done.stdout.strip().splitlines()[-1])
-    results = {mode: summary([row for row in rows if row["mode"] == mode])
-               for mode in ("piece and background", "two backgrounds", "background alone")}
-    print("| mode | sliders | within 3 px | within 5 px | within 10 px | median ms | p99 ms | errors |")
+    modes = list(dict.fromkeys(row["mode"] for row in rows))
+    results = {mode: summary([row for row in rows if row["mode"] == mode]) for mode in modes}
+    print("| mode, backgrounds | sliders | within 3 px | within 5 px | within 10 px | median ms | p99 ms | errors |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode, result in results.items():
         print(f"| {mode} | {result['sliders']} | {result['within_3px'] * 100:.1f}% | {result['within_5px'] * 100:.1f}% "

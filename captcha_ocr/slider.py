@@ -24,8 +24,10 @@ import numpy as np
 from captcha_ocr.errors import InvalidRequest, NoGapFound
 
 MAX_CANDIDATES = 3
+_ALIGN = 4  # px: how far a match may sit from where the piece drawn at its start really is
 _SAME_AS_PIECE = 20.0  # gray levels: a match this close to the piece, pixel by pixel, is the piece itself
 _DIFFERENCE_FLOOR = 4.0  # gray levels: JPEG noise, averaged over 3x3, stays below
+_NOISE_TIMES = 6.0  # a changed pixel differs this many times more than the median pixel does
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,18 @@ def _ncc_and_strength(image: np.ndarray, template: np.ndarray) -> tuple[np.ndarr
     return np.where(spread > 1e-6, numerator / np.maximum(spread, 1e-6), 0.0), strength
 
 
+def _masked_ncc(image: np.ndarray, template: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Normalised cross-correlation of `template`, where `mask` is 1, at every position in `image`."""
+    count = float(mask.sum())
+    weights = mask * (template - (template * mask).sum() / count)
+    shape = image.shape
+    spectrum, squares = np.fft.rfft2(image), np.fft.rfft2(image * image)
+    numerator = _correlate(spectrum, shape, weights)
+    sums, square_sums = _correlate(spectrum, shape, mask), _correlate(squares, shape, mask)
+    spread = np.sqrt(np.maximum(square_sums - sums * sums / count, 0.0) * float((weights * weights).sum()))
+    return np.where(spread > 1e-6, numerator / np.maximum(spread, 1e-6), 0.0)
+
+
 def _peaks(score: np.ndarray, width: int, height: int, count: int) -> list[tuple[int, int]]:
     """The `count` best positions, each at least half a piece from a better one."""
     score = score.copy()
@@ -145,9 +159,11 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     The piece's outline (a band along the edge of its shape) is matched against the background's
     colour edges: by NCC, for the shape, times the square root of the outline's mean edge strength
     there relative to the strongest place, so a faint decoy of a similar shape ranks below the real,
-    strongly shaded gap. A place whose pixels inside the outline equal the piece's is the piece itself
-    drawn at its start, not a gap: it is ranked last. A piece with no transparency has no outline to
-    match: the edges of what it shows are matched instead.
+    strongly shaded gap; and times 1 plus the NCC of the piece's own pixels inside its outline (a
+    gap is the background's content shaded), which tells the gap from a photo's own edges. A place
+    whose pixels inside the outline equal the piece's is the piece itself drawn at its start, not a
+    gap: it is ranked last. A piece with no transparency has no outline to match: the edges of what
+    it shows are matched instead.
     """
     mask = (piece[..., 3] > 127).astype(np.float32)
     rows, columns = np.nonzero(mask)
@@ -163,28 +179,40 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
         shape_match, strength = _ncc_and_strength(colour_edges(background), colour_edges(piece))
     else:
         shape_match, strength = _ncc_and_strength(colour_edges(background), _grown(mask, 1) - _shrunk(mask, 2))
-    score = shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
     inner = _shrunk(mask, 3)
     inner = inner if inner.sum() >= 16 else mask
     gray, piece_gray = gray_of(background), gray_of(piece)
+    content = _masked_ncc(gray, piece_gray, inner)
+    score = (shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
+             * (1 + np.maximum(content, 0)) / 2)
+    start = _drawn_piece(gray, piece_gray, inner > 0, content)
     boxes, same = [], []
     for x, y in _peaks(score, width, height, MAX_CANDIDATES + 2):
         box = Box(int(x), int(y), int(width), int(height), float(np.clip(score[y, x], 0, 1)))
-        (same if _is_the_piece(gray, piece_gray, inner > 0, x, y) else boxes).append(box)
+        on_the_piece = start is not None and abs(x - start[0]) < width and abs(y - start[1]) < height
+        (same if on_the_piece or _is_the_piece(gray, piece_gray, inner > 0, x, y) else boxes).append(box)
     boxes += same  # the piece drawn where it starts: a candidate of last resort
     runner_up = boxes[1].score if len(boxes) > 1 else 0.0
     return Gap.of(boxes, boxes[0].score * min(1.0, 0.5 + (boxes[0].score - runner_up) * 5), "piece")
 
 
+def _drawn_piece(gray: np.ndarray, piece: np.ndarray, inner: np.ndarray, content: np.ndarray) -> tuple[int, int] | None:
+    """Where the piece itself is drawn at its start, if it is: the best content match within its own
+    width of the left border, when its pixels there are the piece's (matches overlapping it are not gaps)."""
+    strip = content[:, :piece.shape[1]]
+    y, x = np.unravel_index(int(np.argmax(strip)), strip.shape)
+    return (int(x), int(y)) if _is_the_piece(gray, piece, inner, int(x), int(y)) else None
+
+
 def _is_the_piece(gray: np.ndarray, piece: np.ndarray, inner: np.ndarray, x: int, y: int) -> bool:
     """Whether the match at (x, y) is the piece itself, drawn at its start: within its own width of the
-    left border (where sliders start), and the same pixels as the piece, unshaded, give or take 2 px."""
+    left border (where sliders start), and the same pixels as the piece, unshaded, give or take _ALIGN px."""
     height, width = piece.shape
     if x >= width:
         return False
     best = np.inf
-    for dy in range(-2, 3):
-        for dx in range(-2, 3):
+    for dy in range(-_ALIGN, _ALIGN + 1):
+        for dx in range(-_ALIGN, _ALIGN + 1):
             top, left = y + dy, x + dx
             if 0 <= top and 0 <= left and top + height <= gray.shape[0] and left + width <= gray.shape[1]:
                 window = gray[top:top + height, left:left + width]
@@ -224,7 +252,8 @@ def compare_backgrounds(background: np.ndarray, full: np.ndarray) -> Gap:
         raise InvalidRequest(f"the two backgrounds differ in size: {background.shape[1]}x{background.shape[0]} "
                              f"and {full.shape[1]}x{full.shape[0]}")
     difference = np.abs(_box_blur(gray_of(background)) - _box_blur(gray_of(full)))
-    threshold = max(_DIFFERENCE_FLOOR, 0.25 * float(np.percentile(difference, 99.7)))
+    noise = float(np.median(difference))  # most pixels are the same: their difference is the encoding's noise
+    threshold = max(_DIFFERENCE_FLOOR, _NOISE_TIMES * noise, 0.25 * float(np.percentile(difference, 99.7)))
     changed = difference > threshold
     total = float(difference[changed].sum())
     if total == 0:
@@ -239,3 +268,4 @@ def compare_backgrounds(background: np.ndarray, full: np.ndarray) -> Gap:
         raise NoGapFound("the backgrounds differ only in scattered pixels: no gap between them")
     boxes.sort(key=lambda box: -box.score)
     return Gap.of(boxes, boxes[0].score, "difference")
+

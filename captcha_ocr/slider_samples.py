@@ -3,7 +3,8 @@ background without the gap, and the gap's box. For tests, benchmarks, training t
 the demo page's slider tab (so numpy and Pillow only, like synthetic.py for text).
 
 What real sites draw, each choice random per sample and fixed by its seed:
-- backgrounds: procedural textures (smooth colour fields, gradients, stripes, blobs, noise);
+- backgrounds: procedural textures (smooth colour fields, gradients, stripes, blobs, noise), and, for
+  training and benchmarks, crops of the photos matplotlib ships as sample data;
 - the piece: a square of 26-72 px with rounded corners, with a tab (a bump out) or a blank (a bite
   in) on some sides;
 - the gap: the piece's shape shaded into the background (darkened, lightened or greyed), with a
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,13 +144,19 @@ def _shade(image: np.ndarray, mask: np.ndarray, x: int, y: int, rng: np.random.G
         region[:] = region * (1 - rim) + colour * rim
 
 
-def generate_slider(seed: int, *, piece_drawn: bool | None = None, decoy: bool | None = None) -> Slider:
-    """One slider captcha, fully determined by `seed`; `piece_drawn` and `decoy` force those choices
-    (sites that serve the background with and without the gap draw neither)."""
+Backgrounds = Callable[[np.random.Generator, int, int], np.ndarray]  # (rng, width, height) -> (h, w, 3) floats
+
+
+def generate_slider(seed: int, *, piece_drawn: bool | None = None, decoy: bool | None = None,
+                    photos: Backgrounds | None = None) -> Slider:
+    """One slider captcha, fully determined by `seed` (and `photos`); `piece_drawn` and `decoy` force
+    those choices (sites that serve the background with and without the gap draw neither). Given
+    `photos` (training/photos.py's photo_background: training and benchmarks), half the backgrounds
+    come from it; the function's demo draws procedural ones only."""
     rng = np.random.default_rng(seed)
     width = int(rng.integers(260, 421))
     height = int(width * rng.uniform(0.45, 0.62))
-    full = texture(rng, width, height)
+    full = photos(rng, width, height) if photos and rng.random() < 0.5 else texture(rng, width, height)
     side = int(rng.integers(44, 73))  # the shape inside is 60-100% of it
     side = min(side, height - 10)
     mask = piece_mask(rng, side)

@@ -52,7 +52,7 @@ def test_bundle_benchmarks_quick(bundle, unzipped_bundle, tmp_path):
     assert [row["models"] for row in json.loads((tmp_path / "models.json").read_text())] == [1, 3, 10]
     assert "cold start, median of 1" in bench(BENCH / "bundle.py", bundle, "--runs", "1")
     slider = bench(BENCH / "slider.py", "--bundle", root, "--quick")
-    assert "| two backgrounds | 10 |" in slider and "| background alone | 10 |" in slider
+    assert "| two backgrounds, photos | 10 |" in slider and "| background alone, procedural | 10 |" in slider
 
 
 @pytest.mark.slow

@@ -41,6 +41,16 @@ def test_two_backgrounds_give_the_gap_within_3_px():
     assert np.mean(np.array(errors) <= 3) >= 0.97, sorted(errors)[-10:]
 
 
+def test_photo_backgrounds_with_their_own_edges_still_give_the_gap():
+    from captcha_ocr.training.photos import photo_background as photos
+
+    sliders = [generate_slider(seed, photos=photos) for seed in range(51_000, 51_060)]
+    errors = [off_by(match_piece(rgba(s.background), rgba(s.piece)), s.gap) for s in sliders]
+    plain = [generate_slider(seed, piece_drawn=False, decoy=False, photos=photos) for seed in range(51_000, 51_060)]
+    differences = [off_by(compare_backgrounds(rgba(s.background), rgba(s.full)), s.gap) for s in plain]
+    assert np.mean(np.array(errors) <= 3) >= 0.9 and np.mean(np.array(differences) <= 3) >= 0.9
+
+
 def test_the_piece_drawn_at_its_start_is_not_taken_for_the_gap():
     """The piece drawn where it starts has the piece's very outline; the gap is still the answer."""
     drawn = [s for s in map(generate_slider, range(60_000, 60_060)) if s.piece_drawn][:20]
@@ -49,7 +59,8 @@ def test_the_piece_drawn_at_its_start_is_not_taken_for_the_gap():
 
 
 def test_candidates_are_ranked_and_at_most_three():
-    gap = match_piece(rgba(generate_slider(3).background), rgba(generate_slider(3).piece))
+    slider = generate_slider(3, piece_drawn=False)  # the piece drawn at its start is ranked last whatever its score
+    gap = match_piece(rgba(slider.background), rgba(slider.piece))
     scores = [box.score for box in gap.candidates]
     assert 1 <= len(scores) <= 3 and scores == sorted(scores, reverse=True) and 0 <= gap.confidence <= 1
     assert (gap.x, gap.y) == (gap.candidates[0].x, gap.candidates[0].y)

@@ -5,8 +5,8 @@ answers, for each cell of a grid at a quarter of that size, a heat (is the gap's
 the centre's offset inside the cell and the gap's width and height (CenterNet's recipe, with one
 class). The peaks of the heat map are the ranked candidates; the serving side (captcha_ocr/detector)
 decodes them in the background's own pixels. It learns on generated sliders (slider_samples.py:
-decoys, the piece drawn at its start, JPEG artefacts), and `captcha-ocr slide-train` goes on from it
-on a folder of labelled sliders.
+photo and procedural backgrounds, decoys, the piece drawn at its start, JPEG artefacts), and
+`captcha-ocr slide-train` goes on from it on a folder of labelled sliders.
 
     python -m captcha_ocr.training.gap --out runs/gap --minutes 20        # the shipped detector
 """
@@ -26,6 +26,7 @@ from captcha_ocr.config import file_sha256
 from captcha_ocr.detector import CONFIG_FILE, INPUT, MODEL_FILE, STRIDE, decode_heat_map
 from captcha_ocr.labelled import DatasetError
 from captcha_ocr.slider_samples import Box, generate_slider
+from captcha_ocr.training.photos import photo_background
 
 SIGMA_CELLS = 1.0  # the heat target's spread around the centre cell
 VALIDATION_SEED = 700_000
@@ -55,7 +56,7 @@ def targets(box: Box, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 def dataset(seeds: range) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
     images, heats, regressions, truths = [], [], [], []
     for seed in seeds:
-        slider = generate_slider(seed)
+        slider = generate_slider(seed, photos=photo_background)
         image, size = input_array(slider.background)
         heat, regression = targets(slider.gap, size)
         images.append(image)
