@@ -54,8 +54,8 @@ class Limits:
     max_frames: int = 32
     max_animation_pixels: int = 4_000_000
     # A slider image (POST /slide) is searched at its own size, pixel for pixel: backgrounds are
-    # commonly 260-680 px wide; the search's FFTs cost ~100 bytes a pixel
-    max_slider_pixels: int = 500_000
+    # commonly 260-680 px wide (680x390 is 265,000 pixels); the search's FFTs cost ~100 bytes a pixel
+    max_slider_pixels: int = 400_000
     # Decoding runs in a worker process (isolation.py) held to these: one request's decoding time, its
     # batch's images together, and the memory a decode may take above what the worker holds idle
     max_decode_ms: int = 1_500

@@ -105,11 +105,16 @@ def _masked_ncc(image: np.ndarray, template: np.ndarray, mask: np.ndarray) -> np
     count = float(mask.sum())
     weights = mask * (template - (template * mask).sum() / count)
     shape = image.shape
-    spectrum, squares = np.fft.rfft2(image), np.fft.rfft2(image * image)
+    spectrum = np.fft.rfft2(image)
     numerator = _correlate(spectrum, shape, weights)
-    sums, square_sums = _correlate(spectrum, shape, mask), _correlate(squares, shape, mask)
-    spread = np.sqrt(np.maximum(square_sums - sums * sums / count, 0.0) * float((weights * weights).sum()))
-    return np.where(spread > 1e-6, numerator / np.maximum(spread, 1e-6), 0.0)
+    sums = _correlate(spectrum, shape, mask)
+    del spectrum  # the arrays here are the request's largest: each is freed once used
+    variance = _correlate(np.fft.rfft2(image * image), shape, mask)
+    variance -= sums * sums / count
+    del sums
+    np.maximum(variance, 0.0, out=variance)
+    spread = np.sqrt(variance * float((weights * weights).sum()), out=variance)
+    return np.divide(numerator, spread, out=np.zeros_like(numerator), where=spread > 1e-6)
 
 
 def _peaks(score: np.ndarray, width: int, height: int, count: int) -> list[tuple[int, int]]:
@@ -183,8 +188,9 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     inner = inner if inner.sum() >= 16 else mask
     gray, piece_gray = gray_of(background), gray_of(piece)
     content = _masked_ncc(gray, piece_gray, inner)
-    score = (shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
-             * (1 + np.maximum(content, 0)) / 2)
+    score = shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
+    del shape_match, strength
+    score *= (1 + np.maximum(content, 0)) / 2
     start = _drawn_piece(gray, piece_gray, inner > 0, content)
     boxes, same = [], []
     for x, y in _peaks(score, width, height, MAX_CANDIDATES + 2):
@@ -257,6 +263,8 @@ def compare_backgrounds(background: np.ndarray, full: np.ndarray) -> Gap:
     changed = difference > threshold
     total = float(difference[changed].sum())
     if total == 0:
+        if noise * _NOISE_TIMES > threshold / 2 and noise > _DIFFERENCE_FLOOR:
+            raise NoGapFound("the two backgrounds differ everywhere: not one picture with and without a gap")
         raise NoGapFound("the two backgrounds are the same: no gap between them")
     boxes = []
     for left, right in _merged_runs(changed.sum(axis=0), 2):

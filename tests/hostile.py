@@ -265,6 +265,13 @@ def slider_at_the_pixel_limit() -> tuple[bytes, bytes]:
     return encode(Image.fromarray(background, "RGB")), encode(Image.fromarray(piece, "RGBA"))
 
 
+def slider_with_a_gap_at_the_pixel_limit() -> bytes:
+    """slider_at_the_pixel_limit's background with a darkened square: the same picture with a gap."""
+    pixels = np.asarray(Image.open(io.BytesIO(slider_at_the_pixel_limit()[0]))).copy()
+    pixels[200:260, 300:360] //= 2
+    return encode(Image.fromarray(pixels, "RGB"))
+
+
 # -- other formats ------------------------------------------------------------------------------
 def gif_with_big_screen() -> bytes:
     """A GIF whose logical screen is 30000x30000 around an 8x8 frame."""
@@ -688,9 +695,11 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         # -- sliders: POST /slide, two images a request, searched at their own size ------------
         lambda: Case("slide: piece and background at the slider pixel limit", slide_event(
             background=slider_at_the_pixel_limit()[0], piece=slider_at_the_pixel_limit()[1]), 200),
-        lambda: Case("slide: two backgrounds at the slider pixel limit", slide_event(
+        lambda: Case("slide: two different noisy backgrounds at the slider pixel limit", slide_event(
             background=slider_at_the_pixel_limit()[0], full=encode(Image.open(io.BytesIO(
                 slider_at_the_pixel_limit()[0])).transpose(Image.Transpose.FLIP_LEFT_RIGHT))), 200),
+        lambda: Case("slide: two backgrounds at the slider pixel limit, a gap between them", slide_event(
+            background=slider_at_the_pixel_limit()[0], full=slider_with_a_gap_at_the_pixel_limit()), 200),
         lambda: Case("slide: a background over the slider pixel limit", slide_event(
             background=encode(Image.new("RGB", (1000, 600))), piece=encode(Image.new("RGBA", (40, 40), 9))), 413,
             "ImageTooLarge"),
@@ -712,7 +721,7 @@ def _builders(captcha_png: bytes, text: str) -> list[Callable[[], Case]]:
         lambda: Case("slide: a 1000-frame gif as the background", slide_event(
             background=encode(Image.new("P", (300, 150)), "GIF", save_all=True,
                               append_images=[Image.new("P", (300, 150), i % 200) for i in range(999)]),
-            full=encode(Image.new("RGB", (300, 150), (40, 40, 40)))), 200),
+            full=encode(Image.new("RGB", (300, 150), (40, 40, 40)))), 422, "NoGapFound"),
         lambda: Case("slide: 3000 unknown fields", post_event(json.dumps({f"k{i}": 1 for i in range(3000)}),
                                                               path="/slide"), 400, "InvalidJson"),
         lambda: Case("gif of 5000 one-pixel frames", get_event(b64(encode(Image.new("P", (1, 1)), "GIF", save_all=True,
