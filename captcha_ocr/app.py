@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from captcha_ocr import __version__, web
-from captcha_ocr.budget import screen
+from captcha_ocr.budget import JPEG_SIGNATURE, screen
 from captcha_ocr.errors import (
     ApiError,
     BatchTooLarge,
@@ -160,7 +160,7 @@ class App:
             from captcha_ocr.slider_samples import generate_slider, random_seed
 
             slider = generate_slider(random_seed())
-            mime = "image/jpeg" if slider.background[:3] == b"\xff\xd8\xff" else "image/png"
+            mime = "image/jpeg" if slider.background.startswith(JPEG_SIGNATURE) else "image/png"
             return Reply(200, {"ok": True, "mime": mime, "background": base64.b64encode(slider.background).decode(),
                                "piece": base64.b64encode(slider.piece).decode(),
                                "gap": {"x": slider.gap.x, "y": slider.gap.y, "width": slider.gap.width,
@@ -203,9 +203,7 @@ class App:
         add_log_fields(images=len(images), mode="+".join(images))
         deadline = time.monotonic() + self.limits.max_decode_ms / 1000
         gap = self.reader.slide(images["background"], images.get("piece"), images.get("full"), deadline)
-        return Reply(200, {"ok": True, "x": gap.x, "y": gap.y, "width": gap.width, "height": gap.height,
-                           "confidence": gap.confidence, "method": gap.method,
-                           "candidates": [box.as_dict() for box in gap.candidates]})
+        return Reply(200, gap.as_dict())
 
     def _slider_health(self) -> dict[str, Any]:
         """What POST /slide finds a gap with: the two measured methods, and the detector if this package has one."""

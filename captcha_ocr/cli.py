@@ -135,9 +135,7 @@ def _slide(args: argparse.Namespace) -> int:
     except ApiError as error:
         print(json.dumps({"ok": False, "error": {"code": error.code, "message": error.message}}))
         return 1
-    print(json.dumps({"ok": True, "x": gap.x, "y": gap.y, "width": gap.width, "height": gap.height,
-                      "confidence": gap.confidence, "method": gap.method,
-                      "candidates": [box.as_dict() for box in gap.candidates]}))
+    print(json.dumps(gap.as_dict()))
     return 0
 
 

@@ -113,7 +113,7 @@ def _ink_of_all_frames(image: Image.Image, frame: tuple[int, int], gray: str, fr
     """Every frame's gray pixels, each pixel taken from the frame where it lies farthest from the
     background (the first frame's median): a flashing captcha shows each character in some frames
     only, and this keeps each one where it is strongest, dark on light or light on dark alike. A
-    still image (one frame) is its own gray pixels. bench/frames.py measures this against the first
+    still image (one frame) is its own gray pixels. bench/kinds.py measures this against the first
     frame alone and the mean of the frames."""
     first = _frame_gray(_decode(image, *frame), frame, gray)
     if frames == 1:

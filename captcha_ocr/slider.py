@@ -52,7 +52,13 @@ class Gap:
     height: int
     confidence: float
     candidates: tuple[Box, ...]
-    method: str  # "piece", "difference"
+    method: str  # "piece", "difference" or "detector"
+
+    def as_dict(self) -> dict[str, object]:
+        """The reply of POST /slide and `captcha-ocr slide`."""
+        return {"ok": True, "x": self.x, "y": self.y, "width": self.width, "height": self.height,
+                "confidence": self.confidence, "method": self.method,
+                "candidates": [box.as_dict() for box in self.candidates]}
 
     @classmethod
     def of(cls, candidates: list[Box], confidence: float, method: str) -> Gap:

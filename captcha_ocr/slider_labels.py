@@ -15,11 +15,13 @@ the class number is not read (a slider has one).
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from captcha_ocr.errors import ApiError
 from captcha_ocr.labelled import IMAGE_SUFFIXES, DatasetError
 from captcha_ocr.slider import Box
 
@@ -80,10 +82,6 @@ def evaluate(slide, sliders: list[LabelledSlider], mode: str = "auto") -> dict:
     """How often `slide(background, piece, full)` (Reader.slide) finds each labelled gap: within 3, 5
     and 10 px (the larger of the x and y errors). `mode`: auto uses the piece where there is one, else
     the background without the gap, else the background alone; the others use that one input only."""
-    import time
-
-    from captcha_ocr.errors import ApiError
-
     errors, failures, times = [], [], []
     for slider in sliders:
         piece = slider.piece if mode in ("auto", "piece") else None

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from captcha_ocr.budget import JPEG_SIGNATURE
 from captcha_ocr.synthetic import derive_seed
 
 _SUPERSAMPLE = 4  # shapes are drawn 4x larger and reduced: anti-aliased edges, as sites draw them
@@ -216,7 +217,7 @@ def write_sliders(count: int, seed: int, out: Path) -> list[Slider]:
     sliders = []
     for index in range(count):
         slider = generate_slider(derive_seed("slider", seed, index))
-        suffix = ".jpg" if slider.background[:3] == b"\xff\xd8\xff" else ".png"
+        suffix = ".jpg" if slider.background.startswith(JPEG_SIGNATURE) else ".png"
         (out / f"{index:05d}{suffix}").write_bytes(slider.background)
         (out / f"{index:05d}.piece.png").write_bytes(slider.piece)
         (out / f"{index:05d}.full.png").write_bytes(slider.full)

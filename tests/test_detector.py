@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import b64, post_event
+from hostile import slide_event
 
 from captcha_ocr.detector import INPUT, STRIDE, GapDetector, decode_heat_map
 
@@ -44,7 +44,7 @@ def test_a_background_alone_is_answered_by_the_shipped_detector(app):
     from captcha_ocr.slider_samples import generate_slider
 
     slider = generate_slider(424_242)
-    reply = app.handle(post_event(json.dumps({"background": b64(slider.background)}), path="/slide"), None)
+    reply = app.handle(slide_event(background=slider.background), None)
     body = json.loads(reply["body"])
     assert reply["statusCode"] == 200 and body["method"] == "detector"
     assert 1 <= len(body["candidates"]) <= 3 and 0 <= body["confidence"] <= 1

@@ -10,7 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, b64, encode, post_event
+from conftest import REPO, encode, post_event
+from hostile import slide_event
 from PIL import Image
 
 from captcha_ocr.errors import GapDetectorMissing, ImageTooLarge, InvalidRequest, NoGapFound
@@ -104,10 +105,6 @@ def test_the_reader_takes_paths_bytes_and_pil_images_and_keeps_the_size_limits(t
     big = encode(Image.new("RGB", (1000, 600)))
     with pytest.raises(ImageTooLarge, match="slider image"):
         Reader(limits=Limits()).slide(big, full=big)
-
-
-def slide_event(**images: bytes | str) -> dict:
-    return post_event(json.dumps({k: v if isinstance(v, str) else b64(v) for k, v in images.items()}), path="/slide")
 
 
 def test_post_slide_answers_in_both_modes_and_with_clear_errors(app):

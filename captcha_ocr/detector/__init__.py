@@ -33,6 +33,12 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-values))
 
 
+def network_input(rgb: Image.Image) -> np.ndarray:
+    """A background -> the network's input, (INPUT..., 3) float32 in [0, 1]: the one step training
+    (training/gap.py) and serving both take."""
+    return np.asarray(rgb.resize((INPUT[1], INPUT[0]), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+
+
 def decode_heat_map(output: np.ndarray, size: tuple[int, int], count: int = MAX_CANDIDATES) -> list[Box]:
     """The model's (rows, columns, 5) output -> up to `count` boxes in the background's pixels
     ((width, height) = size), best first: each a local maximum of the heat map."""
@@ -88,10 +94,9 @@ class GapDetector:
     def find(self, background: np.ndarray) -> Gap:
         """(h, w, 4) RGBA uint8 background -> its gap, with up to MAX_CANDIDATES ranked candidates."""
         size = (background.shape[1], background.shape[0])
-        rgb = Image.fromarray(np.ascontiguousarray(background[..., :3]), "RGB")
-        resized = np.asarray(rgb.resize((INPUT[1], INPUT[0]), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+        tensor = network_input(Image.fromarray(np.ascontiguousarray(background[..., :3]), "RGB"))
         with self._lock:
-            self._interpreter.set_tensor(self._input["index"], resized[np.newaxis])
+            self._interpreter.set_tensor(self._input["index"], tensor[np.newaxis])
             self._interpreter.invoke()
             output = self._interpreter.get_tensor(self._output["index"])[0]
         boxes = decode_heat_map(output, size)

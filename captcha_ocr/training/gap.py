@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from captcha_ocr.config import file_sha256
-from captcha_ocr.detector import CONFIG_FILE, INPUT, MODEL_FILE, STRIDE, decode_heat_map
+from captcha_ocr.detector import CONFIG_FILE, INPUT, MODEL_FILE, STRIDE, decode_heat_map, network_input
 from captcha_ocr.labelled import DatasetError
 from captcha_ocr.slider_samples import Box, generate_slider
 from captcha_ocr.training.photos import photo_background
@@ -35,8 +35,7 @@ VALIDATION_SEED = 700_000
 def input_array(background: bytes) -> tuple[np.ndarray, tuple[int, int]]:
     """A background's bytes -> the network's input (height, width, 3) float32 in [0, 1], and its size."""
     image = Image.open(io.BytesIO(background)).convert("RGB")
-    resized = image.resize((INPUT[1], INPUT[0]), Image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.float32) / 255, image.size
+    return network_input(image), image.size
 
 
 def targets(box: Box, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
