@@ -12,10 +12,10 @@ from captcha_ocr import __version__
 from captcha_ocr.errors import UserError
 
 
-def _model_dir_arg(parser: argparse.ArgumentParser) -> None:
+def _model_dir_arg(parser: argparse.ArgumentParser, otherwise: str = "the shipped model") -> None:
     parser.add_argument("--model-dir", type=Path,
                         help="folder with config.json + model: the default model "
-                        "(default: $CAPTCHA_OCR_MODEL_DIR, else the shipped model)")
+                        f"(default: $CAPTCHA_OCR_MODEL_DIR, else {otherwise})")
 
 
 def _models_args(parser: argparse.ArgumentParser, pick: bool = False) -> None:
@@ -65,17 +65,17 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retrain-minutes", type=float, default=3.0,
                    help="the page's Retrain button trains this long on the labels so far (default 3)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="where retraining runs go (default runs/)")
-    _model_dir_arg(p)
+    _model_dir_arg(p, otherwise="the general model, which has seen many styles, else the shipped default")
 
 
 def _label(args: argparse.Namespace) -> int:
     import importlib.util
 
     from captcha_ocr.labelling import LabelSession, Retrainer, model_reader
-    from captcha_ocr.registry import default_model_dir, load_model
+    from captcha_ocr.registry import first_reading_model_dir, load_model
     from captcha_ocr.server import LabelPage, make_wsgi_server, serve
 
-    session = LabelSession(args.folder, model_reader(load_model(args.model_dir or default_model_dir())))
+    session = LabelSession(args.folder, model_reader(load_model(args.model_dir or first_reading_model_dir())))
     retrainer = None
     if importlib.util.find_spec("keras") is not None:  # the train extra: retraining from the page
         retrainer = Retrainer(session, args.runs, args.retrain_minutes, lambda export: model_reader(load_model(export)))
@@ -204,6 +204,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=("text", *KINDS, "slider"), default="text",
                    help="text: the shipped model's kind (default); slider: NNNNN.png (the background), "
                         "NNNNN.piece.png, NNNNN.full.png (without the gap) and NNNNN.txt (the gap, as a YOLO box); "
+                        "randomised: the general model's many styles (docs/general-model.md); "
                         "the others are drawn by easy-captcha-python (the [train-tools] extra; chinese needs a "
                         "CJK font: fonts-wqy-microhei)")
     _model_dir_arg(p)
@@ -246,6 +247,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=2026, help="seed of the synthetic evaluation set (default 2026)")
     p.add_argument("--model-file", help="score another .tflite in the model folder (e.g. model.tflite, the float one)")
     p.add_argument("--json", type=Path, help="also write the full report here")
+    p.add_argument("--ignore-case", action="store_true",
+                   help="compare readings and labels lower-cased (e.g. labels in one case of glyphs drawn in both)")
     _models_args(p, pick=True)
 
 
@@ -271,7 +274,9 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         samples = folder_samples(args.data)
         title = f"{config.name} ({config.model_file}) on {args.data}"
-    report = handler_report(app.handle, samples)
+    report = handler_report(app.handle, samples, ignore_case=args.ignore_case)
+    if args.ignore_case:
+        title += ", case ignored"
     print(format_report(report, title))
     if args.json:
         args.json.write_text(json.dumps({"title": title, **report}, indent=2) + "\n")

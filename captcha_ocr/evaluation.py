@@ -85,8 +85,11 @@ def edit_distance(a: str, b: str) -> int:
     return row[-1]
 
 
-def handler_report(handle: Callable[[dict, Any], dict], samples: list[Labelled]) -> dict[str, Any]:
-    """Send every sample through the SCF handler as a GET API Gateway event and score the replies."""
+def handler_report(handle: Callable[[dict, Any], dict], samples: list[Labelled],
+                   ignore_case: bool = False) -> dict[str, Any]:
+    """Send every sample through the SCF handler as a GET API Gateway event and score the replies;
+    `ignore_case`: compare lower-cased (labels written in one case of glyphs drawn in both, or a
+    peer that reads one case)."""
     rows, latencies = [], []
     for sample in samples:
         event = query_event({"base64Image": base64.b64encode(sample.data).decode()})
@@ -95,7 +98,9 @@ def handler_report(handle: Callable[[dict, Any], dict], samples: list[Labelled])
         latencies.append((time.perf_counter() - started) * 1000)
         body = json.loads(reply["body"])
         text = body.get("text", "") if body.get("ok") else ""
-        row = {"name": sample.name, "truth": sample.text, "predicted": text,
+        truth = sample.text.lower() if ignore_case else sample.text
+        text = text.lower() if ignore_case else text
+        row = {"name": sample.name, "truth": truth, "predicted": text,
                "confidence": body.get("confidence", 0.0), "status": reply["statusCode"]}
         if "answer" in body:  # an arithmetic model: its answer is scored too, against the label's
             row.update(answer=body["answer"], true_answer=answer(sample.text).value)

@@ -7,6 +7,8 @@ $CAPTCHA_OCR_MODELS_DIR, else `models/` beside index.py (a checkout, the bundle)
 installed package, in the working folder, when there is one: a subfolder per model
 with its config.json and model file, named by its config. A request picks one with `model`, or,
 naming none, gets the one model that declares its image's size (`source_sizes`), else the default.
+The package's other models (captcha_ocr/models/NAME: the general model, docs/general-model.md) are
+served by name beside whichever default.
 
 Every interpreter is created at cold start: ten models of the shipped size fit the 128 MB function
 (the cost per model, measured on the bundle, is in docs/models.md), and a bad model then stops the
@@ -39,6 +41,9 @@ MODELS_FOLDER = "models"
 ROOT = Path(__file__).resolve().parent.parent  # a checkout's or the bundle's root: index.py and models/
 SHIPPED_MODEL_SUBDIR = ("models", "default")  # inside the package
 SHIPPED_MODEL_DIR = Path(os.fspath(resources.files("captcha_ocr").joinpath(*SHIPPED_MODEL_SUBDIR)))
+# the package's other models (captcha_ocr/models/NAME: the general model), served by name beside any default
+SHIPPED_MODELS_DIR = SHIPPED_MODEL_DIR.parent
+GENERAL_MODEL = "general"
 # a name a query string carries as it is, and a folder name on any file system
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -173,11 +178,35 @@ def other_model_folders(model_dir: Path, models_dir: Path | None = None) -> list
     return [folder for folder in model_folders(models_dir) if folder.resolve() != Path(model_dir).resolve()]
 
 
+def shipped_named_folders(model_dir: Path | None = None) -> list[Path]:
+    """The package's models besides its default (captcha_ocr/models/NAME with a config.json), but
+    `model_dir` when it is one of them: what every function serves by name, whatever its default."""
+    if not SHIPPED_MODELS_DIR.is_dir():
+        return []
+    folders = sorted(p for p in SHIPPED_MODELS_DIR.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()
+                     and p.name != SHIPPED_MODEL_SUBDIR[-1])
+    return [p for p in folders if model_dir is None or p.resolve() != Path(model_dir).resolve()]
+
+
+def general_model_dir() -> Path | None:
+    """The shipped general model's folder (docs/general-model.md), if this package has one."""
+    folder = SHIPPED_MODELS_DIR / GENERAL_MODEL
+    return folder if (folder / CONFIG_FILE).is_file() else None
+
+
+def first_reading_model_dir() -> Path:
+    """What reads a user's captchas before they have trained a model (the labelling page's
+    pre-fill): $CAPTCHA_OCR_MODEL_DIR when set, else the general model, which has seen many styles,
+    else the shipped default."""
+    return Path(os.environ.get(MODEL_DIR_ENV) or general_model_dir() or SHIPPED_MODEL_DIR)
+
+
 def load_registry(model_dir: Path | None = None, models_dir: Path | None = None) -> Registry:
-    """The default model, then every other model of the models folder."""
+    """The default model, then the package's named models (the general model), then every other
+    model of the models folder."""
     model_dir = Path(model_dir or default_model_dir())
-    return Registry([load_model(model_dir)] + [load_model(folder, named=True)
-                                               for folder in other_model_folders(model_dir, models_dir)])
+    folders = shipped_named_folders(model_dir) + other_model_folders(model_dir, models_dir)
+    return Registry([load_model(model_dir)] + [load_model(folder, named=True) for folder in folders])
 
 
 def _inside(folder: Path, path: Path) -> Path:

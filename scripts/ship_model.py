@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Make a finished synthetic run the shipped model:
+"""Make a finished run a shipped model:
 
-    python scripts/ship_model.py runs/shipped
+    python scripts/ship_model.py runs/shipped                 # the default (one synthetic style)
+    python scripts/ship_model.py runs/general --as general    # the general model (docs/general-model.md)
 
-copies export/config.json, the file it serves and export/model.tflite (float, for comparison) to
-captcha_ocr/models/default (the package data every install reads), and saves the best
-checkpoint's backbone (float16) as the starting point of `train --data` (captcha_ocr/training/synthetic_backbone.npz).
+The default: copies export/config.json, the file it serves and export/model.tflite (float, for
+comparison) to captcha_ocr/models/default (the package data every install reads). The general
+model: config.json (renamed `general`) and its served file to captcha_ocr/models/general. Either
+way the best checkpoint's backbone (float16) is saved as a starting point of `train --data`
+(captcha_ocr/training/synthetic_backbone.npz or general_backbone.npz: `--init`).
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -19,24 +23,32 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    run = Path(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a finished training run's folder")
+    parser.add_argument("--as", dest="role", choices=("default", "general"), default="default")
+    args = parser.parse_args()
+    run = args.run
 
     import keras
 
     from captcha_ocr.config import load_config
-    from captcha_ocr.registry import SHIPPED_MODEL_DIR
+    from captcha_ocr.registry import GENERAL_MODEL, SHIPPED_MODEL_DIR, SHIPPED_MODELS_DIR, copy_model
 
-    for name in {load_config(run / "export").model_file, "model.tflite", "config.json"}:
-        shutil.copy2(run / "export" / name, SHIPPED_MODEL_DIR / name)
+    if args.role == "general":
+        target = SHIPPED_MODELS_DIR / GENERAL_MODEL
+        shutil.rmtree(target, ignore_errors=True)
+        copy_model(run / "export", target, name=GENERAL_MODEL)
+    else:
+        target = SHIPPED_MODEL_DIR
+        for name in {load_config(run / "export").model_file, "model.tflite", "config.json"}:
+            shutil.copy2(run / "export" / name, target / name)
 
     import captcha_ocr.training.train  # noqa: F401  (registers the CTC loss the checkpoint names)
-    from captcha_ocr.training.pretrained import save_backbone
+    from captcha_ocr.training.pretrained import BACKBONES, save_backbone
 
-    path = save_backbone(keras.models.load_model(run / "checkpoints" / "best.keras"))
-    print(f"shipped {run}/export to {SHIPPED_MODEL_DIR}; backbone {path} ({path.stat().st_size / 1024:.0f} KB)")
+    backbone = BACKBONES["general" if args.role == "general" else "synthetic"]
+    path = save_backbone(keras.models.load_model(run / "checkpoints" / "best.keras"), backbone)
+    print(f"shipped {run}/export to {target}; backbone {path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
 
 

@@ -33,7 +33,10 @@ def test_a_seed_always_draws_the_same_captcha_and_another_seed_another(kind):
     first, again, other = generate_one(kind, 11), generate_one(kind, 11), generate_one(kind, 12)
     assert first == again
     assert (first.label, first.data) != (other.label, other.data)
-    assert Image.open(io.BytesIO(first.data)).format == ("GIF" if kind.endswith("gif") else "PNG")
+    formats = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".webp": "WEBP"}
+    assert Image.open(io.BytesIO(first.data)).format == formats[first.suffix]
+    if kind != "randomised":
+        assert first.suffix == (".gif" if kind.endswith("gif") else ".png")
 
 
 def test_our_parser_answers_every_question_as_the_generator_computed_it():

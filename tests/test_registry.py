@@ -256,6 +256,22 @@ def test_predict_and_eval_read_with_a_named_model(tmp_path, capsys, fresh_captch
     assert "upper (model_quantized.tflite) on 5 synthetic captchas" in capsys.readouterr().out
 
 
+def test_eval_can_ignore_case(tmp_path, capsys, fresh_captchas):
+    """Labels in one case of glyphs a model reads in both (tjsp_captchas): --ignore-case compares lower-cased."""
+    models = tmp_path / "models"
+    model_variant(models, "upper", charset=UPPER)
+    data = tmp_path / "data"
+    data.mkdir()
+    for sample in fresh_captchas[:5]:
+        (data / f"{sample.text.lower()}.png").write_bytes(sample.data)
+    args = ["--model-dir", str(models / "upper"), "--data", str(data), "--json", str(tmp_path / "r.json")]
+    assert main(["eval", *args]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["sequence_accuracy"] == 0
+    assert main(["eval", *args, "--ignore-case"]) == 0
+    assert "case ignored" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())["sequence_accuracy"] == 1
+
+
 # -- models add keeps every read inside the export and every write inside the models folder (issue 23)
 def _export_pointing_at(tmp_path: Path, model_file: str) -> Path:
     export = model_variant(tmp_path / "runs", "export")
@@ -299,3 +315,44 @@ def test_models_add_replace_swaps_in_one_rename_and_keeps_the_old_model_when_the
         add_model(broken, models, "mysite", replace=True)
     assert load_config(models / "mysite").charset == UPPER
     assert sorted(p.name for p in models.iterdir()) == ["mysite"]  # no staging or retired folder left
+
+
+# -- the package's named models (the general model) ------------------------------------------------
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """A package whose models folder holds its default and a model named "general"."""
+    from captcha_ocr import registry
+
+    package_models = tmp_path / "package-models"
+    model_variant(package_models, "default")
+    model_variant(package_models, registry.GENERAL_MODEL, charset=UPPER)
+    monkeypatch.setattr(registry, "SHIPPED_MODELS_DIR", package_models)
+    monkeypatch.setattr(registry, "SHIPPED_MODEL_DIR", package_models / "default")
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
+    monkeypatch.delenv("CAPTCHA_OCR_MODEL_DIR", raising=False)
+    return package_models
+
+
+def test_the_packages_named_models_are_served_beside_any_default(shipped, tmp_path, captcha):
+    from captcha_ocr.registry import general_model_dir
+
+    assert general_model_dir() == shipped / "general"
+    assert load_registry(shipped / "default").names == ["default", "general"]
+    assert load_registry(shipped / "general").names == ["general"]  # the default is not loaded twice
+    others = tmp_path / "others"
+    model_variant(others, "mine")
+    assert load_registry(MODEL_DIR, others).names == [DEFAULT, "general", "mine"]
+    app = create_app(MODEL_DIR, others)
+    status, body = call(app, get_event(b64(captcha.data), model="general"))
+    assert status == 200 and body["text"] == captcha.text.upper() and body["model"]["name"] == "general"
+
+
+def test_the_first_reading_is_the_general_models_unless_a_default_is_set(shipped, tmp_path, monkeypatch):
+    from captcha_ocr import registry
+
+    assert registry.first_reading_model_dir() == shipped / "general"
+    monkeypatch.setenv("CAPTCHA_OCR_MODEL_DIR", str(tmp_path / "mine"))
+    assert registry.first_reading_model_dir() == tmp_path / "mine"
+    monkeypatch.delenv("CAPTCHA_OCR_MODEL_DIR")
+    (shipped / "general" / "config.json").unlink()
+    assert registry.general_model_dir() is None and registry.first_reading_model_dir() == shipped / "default"

@@ -96,6 +96,8 @@ def test_tiny_training_run_exports_models_the_serving_runtime_loads(tmp_path):
     assert "resuming after epoch 1" in resumed.stdout
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert [h["epoch"] for h in state["history"]] == [1, 2]
+    first, second = (h["steps"] for h in state["history"])  # steps count on across a resume
+    assert first > 0 and second == 2 * first
 
 
 @pytest.mark.slow
@@ -227,3 +229,11 @@ def test_the_checkpoint_kept_is_the_latest_within_one_standard_error_of_the_best
     # self-training never keeps less than the checkpoint it started from, noise or not
     state.update(phase="self-training", best_accuracy=158 / 162)
     assert [epoch_end(state, k, 162) for k in (157, 158)] == [False, True]
+
+
+def test_the_two_network_sizes_share_layer_names_so_a_backbone_transfers():
+    from captcha_ocr.training.model import build_model
+
+    small, medium = build_model(48, 64, 10, "small"), build_model(48, 64, 10, "medium")
+    assert [layer.name for layer in small.layers] == [layer.name for layer in medium.layers]
+    assert 1.7 < medium.count_params() / small.count_params() < 2.3

@@ -35,3 +35,21 @@ def test_a_resume_changes_only_what_a_resume_may(tmp_path):
     first.save()
     resumed, was_resumed = settings.settings_for_run(tmp_path, {"epochs": 30, "height": 64, "patience": 5}, True)
     assert was_resumed and (resumed.epochs, resumed.patience, resumed.height) == (30, 5, 48)
+
+
+def test_the_randomised_generator_brings_the_general_models_defaults(tmp_path):
+    general, _ = settings.settings_for_run(tmp_path / "g", {"generator": "randomised", "epochs": 3}, resume=False)
+    assert general.epochs == 3 and general.charset == settings.GENERAL_CHARSET and general.augmenting
+    assert (general.height, general.width, general.model_size) == (48, 160, "medium")
+    assert general.lengths == (3, 4, 5, 6, 7, 8)
+    plain, _ = settings.settings_for_run(tmp_path / "p", {}, resume=False)
+    assert plain.generator == "captcha" and plain.model_size == "small" and not plain.augmenting
+
+
+def test_a_backbone_brings_the_network_it_fits(tmp_path):
+    general, _ = settings.settings_for_run(tmp_path / "a", {"data_dir": "d", "init": "general"}, resume=False)
+    synthetic, _ = settings.settings_for_run(tmp_path / "b", {"data_dir": "d"}, resume=False)
+    random_small, _ = settings.settings_for_run(tmp_path / "c", {"data_dir": "d", "init": "random"}, resume=False)
+    chosen, _ = settings.settings_for_run(tmp_path / "d", {"init": "random", "model_size": "medium"}, resume=False)
+    assert (general.model_size, synthetic.model_size, random_small.model_size, chosen.model_size) == \
+        ("medium", "small", "small", "medium")

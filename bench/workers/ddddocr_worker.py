@@ -1,6 +1,8 @@
 """Runs inside the ddddocr venv: its bundled ONNX model on the same PNG files, case-insensitive.
 
     python ddddocr_worker.py IMAGES_DIR TIMED_CALLS  -> one JSON line
+    python ddddocr_worker.py --folder LABELLED_DIR   -> accuracy on a labelled folder (labelled.py's
+                                                        rules, as `eval --data` reads it), one JSON line
 """
 
 import json
@@ -14,7 +16,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo: numpy 
 from captcha_ocr.evaluation import latency_summary  # noqa: E402
 
 
+def folder_accuracy(directory: Path) -> dict:
+    from captcha_ocr.labelled import list_labelled_files
+
+    ocr = ddddocr.DdddOcr(show_ad=False)
+    items, _ = list_labelled_files(directory)
+    correct = sum(ocr.classification(path.read_bytes()).lower() == label.lower() for path, label in items)
+    return {"runtime": "ddddocr", "accuracy": correct / len(items), "images": len(items)}
+
+
 def main():
+    if sys.argv[1] == "--folder":
+        print(json.dumps(folder_accuracy(Path(sys.argv[2]))))
+        return
     images_dir, calls = Path(sys.argv[1]), int(sys.argv[2])
     ocr = ddddocr.DdddOcr(show_ad=False)
     files = sorted(images_dir.glob("*.png"))

@@ -40,6 +40,7 @@ from captcha_ocr.registry import (
     check_name,
     copy_model,
     other_model_folders,
+    shipped_named_folders,
 )
 
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64")
@@ -187,6 +188,8 @@ def copy_function(target: Path, model_dir: Path, models_dir: Path | None, packag
     if missing:
         raise BundleError(f"serving imports {', '.join(missing)}, which the bundle does not hold")
     copy_model(model_dir, target.joinpath("captcha_ocr", *SHIPPED_MODEL_SUBDIR))
+    for folder in shipped_named_folders(model_dir):  # the general model: where the package keeps it
+        copy_model(folder, target.joinpath("captcha_ocr", SHIPPED_MODEL_SUBDIR[0], folder.name))
     for folder in other_model_folders(model_dir, models_dir):
         check_name(copy_model(folder, target / MODELS_FOLDER / folder.name).name)
 
@@ -227,11 +230,14 @@ def check_needed_libraries(root: Path) -> list[str]:
 
 
 def bundled_models(archive: bytes) -> list[str]:
-    """The names of the models a bundle serves, the default first (from its config.json files)."""
+    """The names of the models a bundle serves, in the registry's order: the default, the package's
+    named models, the models folder's (from their config.json files)."""
     default = "/".join(("captcha_ocr", *SHIPPED_MODEL_SUBDIR, CONFIG_FILE))
     with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
         names = bundle.namelist()
         configs = [default] if default in names else []
+        configs += sorted(name for name in names if name != default
+                          and re.fullmatch(rf"captcha_ocr/{SHIPPED_MODEL_SUBDIR[0]}/[^/]+/{CONFIG_FILE}", name))
         configs += sorted(name for name in names if re.fullmatch(rf"{MODELS_FOLDER}/[^/]+/{CONFIG_FILE}", name))
         return [parse_config(json.loads(bundle.read(name))).name for name in configs]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -45,15 +46,25 @@ class Dataset:
         return labels, lengths
 
 
+def _generator(name: str) -> Callable[[int, str, tuple[int, ...]], tuple[str, bytes]]:
+    """settings.GENERATORS: `captcha` (synthetic.py, one style) or `randomised` (training/randomised.py)."""
+    if name == "randomised":
+        from captcha_ocr.training.randomised import randomised_captcha
+
+        return randomised_captcha
+    return synthetic_captcha
+
+
 def _synthetic_chunk(
     chunk: int, *, purpose: str, seed: int, charset: str, lengths: tuple[int, ...], height: int, width: int, count: int,
-    gray: str,
+    gray: str, generator: str,
 ) -> tuple[np.ndarray, list[str]]:
     start = chunk * CHUNK
     images = np.empty((min(CHUNK, count - start), height, width, 1), dtype=np.float32)
     texts = []
+    draw = _generator(generator)
     for offset in range(len(images)):
-        text, png = synthetic_captcha(derive_seed(purpose, seed, start + offset), charset, lengths)
+        text, png = draw(derive_seed(purpose, seed, start + offset), charset, lengths)
         images[offset] = preprocess(png, height, width, gray=gray).tensor
         texts.append(text)
     return images, texts
@@ -71,18 +82,21 @@ def synthetic_dataset(
     workers: int | None = None,
     cache_dir: Path | None = None,
     gray: str = GRAY_MODES[0],
+    generator: str = "captcha",
 ) -> Dataset:
-    """`count` captchas; sample i depends only on (purpose, seed, i), so any worker count gives the same set."""
+    """`count` captchas from `generator` (settings.GENERATORS); sample i depends only on (purpose,
+    seed, i), so any worker count gives the same set."""
     cache = None
     if cache_dir is not None:
-        key = derive_seed(purpose, seed, count, charset, lengths, height, width, "v1", gray)
+        parts = (purpose, seed, count, charset, lengths, height, width, "v1", gray)
+        key = derive_seed(*parts, generator) if generator != "captcha" else derive_seed(*parts)
         cache = Path(cache_dir) / f"{purpose}-{count}-{key:016x}.npz"
         if cache.is_file():
             stored = np.load(cache)
             return Dataset(stored["images"], [str(t) for t in stored["texts"]])
     job = partial(
         _synthetic_chunk, purpose=purpose, seed=seed, charset=charset, lengths=lengths,
-        height=height, width=width, count=count, gray=gray,
+        height=height, width=width, count=count, gray=gray, generator=generator,
     )
     chunks = range((count + CHUNK - 1) // CHUNK)
     workers = workers or os.cpu_count() or 1

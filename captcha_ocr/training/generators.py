@@ -13,6 +13,8 @@ A folder holds the images (00000.png, ...) and labels.tsv, the format `train --d
 reading of it into the answer, and `expected_answers` keeps the generator's own result beside it so
 tests can check the parser against an independent source.
 
+The `randomised` kind is the general model's generator (randomised.py), many styles at once.
+
 Chinese needs a CJK font: fonts-wqy-microhei (Debian; the training setup installs it), or
 $CAPTCHA_OCR_CJK_FONT naming any .ttf/.ttc file with those glyphs.
 """
@@ -31,7 +33,8 @@ from captcha_ocr.errors import UserError
 from captcha_ocr.labelled import LABEL_FILES
 from captcha_ocr.synthetic import SeededSecrets, derive_seed
 
-KINDS = ("arithmetic", "gif", "chinese", "chinese-gif")
+KINDS = ("arithmetic", "gif", "chinese", "chinese-gif", "randomised")
+_SUFFIXES = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"GIF8": ".gif", b"RIFF": ".webp"}
 CJK_FONT_ENV = "CAPTCHA_OCR_CJK_FONT"
 CJK_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
              "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -47,7 +50,7 @@ class GeneratorUnavailable(UserError):
 class Generated:
     label: str  # what is drawn: the text, or the arithmetic question as shown
     data: bytes  # the encoded image
-    suffix: str  # ".png" or ".gif"
+    suffix: str  # ".png", ".gif" (".jpg", ".webp" for randomised)
     expected_answer: int | None = None  # arithmetic: the generator's own result
 
 
@@ -86,6 +89,11 @@ def generate_one(kind: str, seed: int) -> Generated:
     """One captcha of `kind` (KINDS), fully determined by `seed`."""
     if kind not in KINDS:
         raise UserError(f"no captcha kind {kind!r}; the kinds are {', '.join(KINDS)}")
+    if kind == "randomised":  # the general model's (randomised.py): PNG, JPEG, GIF or WebP
+        from captcha_ocr.training.randomised import randomised_captcha
+
+        label, data = randomised_captcha(seed)
+        return Generated(label, data, next(s for magic, s in _SUFFIXES.items() if data.startswith(magic)))
     easy_captcha, randoms = _easy_captcha()
     rng = random.Random(seed)
     with _seeded(randoms, seed):

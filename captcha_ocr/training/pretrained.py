@@ -1,4 +1,5 @@
-"""Start a user's model from the synthetic model's backbone instead of random weights.
+"""Start a user's model from a trained model's backbone (the synthetic or the general model's)
+instead of random weights.
 
 CTC models trained from scratch on a few hundred images sit for a long time on the plateau where
 they predict nothing ("accuracy stuck at 0"). The convolutions and the context layer of the
@@ -15,6 +16,9 @@ import keras
 import numpy as np
 
 BACKBONE = Path(__file__).with_name("synthetic_backbone.npz")
+# --init's choices: the one-style synthetic model's backbone (the small network), the general
+# model's (the medium one: docs/general-model.md), each beside this file when this package has it
+BACKBONES = {"synthetic": BACKBONE, "general": Path(__file__).with_name("general_backbone.npz")}
 
 
 def save_backbone(model: keras.Model, path: Path = BACKBONE) -> Path:

@@ -15,12 +15,20 @@ from typing import Any
 from captcha_ocr.config import GRAY_MODES
 
 DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
+GENERATORS = ("captcha", "randomised")
+# the general model (docs/general-model.md): what users label (digits, both cases, arithmetic
+# operators), 3-8 characters, at the folder runs' input height so its backbone serves them
+GENERAL_CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+-*=?"
+GENERAL_DEFAULTS = {"charset": GENERAL_CHARSET, "lengths": (3, 4, 5, 6, 7, 8), "height": 48, "width": 160,
+                    "model_size": "medium", "batch_size": 32, "train_size": 150_000, "epochs": 100}
 # a user's labelled folder: a small-batch run from the synthetic backbone that returns its best
 # model within 5 minutes (docs/training.md: "Training on your own captchas"; --time-limit raises it). From the
 # ablations in BENCHMARKS.md: a 48-pixel input height (real captchas' letters are small: at 32 on
 # tjsp_captchas they were 9 pixels high), and batches of 8, which leave CTC's plateau sooner than 32.
 FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 8, "height": 48, "patience": 50, "init": "synthetic",
                    "time_limit": 5.0}
+# the network each --init's backbone fits (model.MODEL_SIZES); random weights fit any
+INIT_MODEL_SIZES = {"synthetic": "small", "general": "medium", "random": None}
 # what --resume may change
 RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit", "unlabelled_dir")
 
@@ -49,13 +57,21 @@ class TrainSettings:
     case_fold: bool = field(default=False, metadata=flag(
         "--case-fold", "lower-case every label", action="store_const", const=True))
     augment: bool | None = field(default=None, metadata=flag(  # default: on for folders, off for synthetic data
-        "--no-augment", "no augmentation (on by default for --data)", action="store_const", const=False))
+        "--no-augment", "no augmentation (on by default for --data and the randomised generator)",
+        action="store_const", const=False))
     init: str = field(default="random", metadata=flag(
-        "--init", "start from the synthetic model's backbone or from random weights "
-        "(default: synthetic for --data, random otherwise)", choices=("synthetic", "random")))
+        "--init", "start from the synthetic model's backbone, the general model's (docs/general-model.md), or "
+        "random weights (default: synthetic for --data, random otherwise)", choices=tuple(INIT_MODEL_SIZES)))
     patience: int = field(default=0, metadata=flag(  # 0: never stop early
         "--patience", "stop after this many epochs with no better checkpoint (default: 50 for --data, never for "
         "synthetic)", type=int))
+    generator: str = field(default="captcha", metadata=flag(
+        "--generator", "where synthetic captchas come from without --data: the `captcha` library (one style, the "
+        "shipped default's) or the domain-randomised generator (many fonts, colours and noises: the general model; "
+        "docs/general-model.md)", choices=GENERATORS))
+    model_size: str = field(default="small", metadata=flag(
+        "--model-size", "the network's width: small (the shipped default's) or medium (the general model's); "
+        "a folder run takes its backbone's", choices=("small", "medium")))
     charset: str = field(default=DEFAULT_CHARSET, metadata=flag(
         "--charset", "characters to learn (default: from the labels with --data, else digits + lowercase minus "
         "o, i, l)"))
@@ -90,7 +106,9 @@ class TrainSettings:
 
     @property
     def augmenting(self) -> bool:
-        return self.augment if self.augment is not None else self.data_dir is not None
+        if self.augment is not None:
+            return self.augment
+        return self.data_dir is not None or self.generator == "randomised"
 
     @property
     def time_limit_s(self) -> float:
@@ -141,6 +159,10 @@ def settings_for_run(out_dir: Path, overrides: dict[str, Any], resume: bool) -> 
             if key in overrides:
                 setattr(settings, key, overrides[key])
         return settings, True
-    defaults = FOLDER_DEFAULTS if overrides.get("data_dir") else {}
-    return TrainSettings(out_dir=str(out_dir), **{**defaults, **overrides}), False
+    defaults = FOLDER_DEFAULTS if overrides.get("data_dir") else \
+        GENERAL_DEFAULTS if overrides.get("generator") == "randomised" else {}
+    settings = TrainSettings(out_dir=str(out_dir), **{**defaults, **overrides})
+    if "model_size" not in overrides and INIT_MODEL_SIZES[settings.init]:
+        settings.model_size = INIT_MODEL_SIZES[settings.init]  # the backbone's network, else nothing transfers
+    return settings, False
 

@@ -1,7 +1,8 @@
 """Train the CNN + CTC model with periodic full-sequence evaluation, checkpoints and resume.
 
 A run lives in one folder: settings.json (what was asked, with what was inferred from the data),
-checkpoints/ (last and best), state.json (loss and held-out accuracy per epoch) and plots.
+checkpoints/ (last and best), state.json (steps, loss, held-out accuracy and elapsed time per
+epoch) and plots.
 `--resume` continues from the last epoch. Checkpoints are chosen on full-sequence accuracy over
 the whole validation set, never on one batch. With unlabelled images, a self-training phase
 follows the labelled one (see `pseudo`). Written with Keras alone, so any backend trains it.
@@ -130,11 +131,15 @@ class Checkpointer(keras.callbacks.Callback):
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
 
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.state["steps"] = self.state.get("steps", 0) + 1  # across fits and resumes, like elapsed_s
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         accuracy = keras_accuracy(self.exported, self.validation, self.settings.charset, self.settings.lengths)
         elapsed = self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
         self.started = time.monotonic()
-        record = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))),
+        record = {"epoch": epoch + 1, "steps": self.state.get("steps", 0),
+                  "loss": float((logs or {}).get("loss", float("nan"))),
                   "val_accuracy": accuracy, "elapsed_s": round(elapsed, 1), "phase": self.state["phase"]}
         self.state["history"].append(record)
         self.state.update(epoch=epoch + 1, elapsed_s=elapsed)
@@ -266,12 +271,14 @@ def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: i
 def new_model(settings: TrainSettings, attempt: int = 0) -> keras.Model:
     """A fresh model (the synthetic backbone, when asked) whose new weights come from seed + attempt."""
     keras.utils.set_random_seed(settings.seed + attempt)
-    model = build_model(settings.height, settings.width, blank_index(settings.charset) + 1)
-    if settings.init == "synthetic":
-        from captcha_ocr.training.pretrained import transfer_backbone
+    model = build_model(settings.height, settings.width, blank_index(settings.charset) + 1, settings.model_size)
+    if settings.init != "random":
+        from captcha_ocr.training.pretrained import BACKBONES, transfer_backbone
 
-        copied = transfer_backbone(model)
-        print(f"initialised {len(copied)} layers from the synthetic model's backbone: {', '.join(copied)}")
+        if not BACKBONES[settings.init].is_file():
+            raise DatasetError(f"--init {settings.init}: this package has no {BACKBONES[settings.init].name}")
+        copied = transfer_backbone(model, BACKBONES[settings.init])
+        print(f"initialised {len(copied)} layers from the {settings.init} model's backbone: {', '.join(copied)}")
     return model
 
 
@@ -323,7 +330,7 @@ def load_unlabelled_images(settings: TrainSettings) -> Dataset | None:
 def load_synthetic(settings: TrainSettings) -> tuple[Dataset, Dataset]:
     common = dict(seed=settings.seed, charset=settings.charset, lengths=settings.lengths,
                   height=settings.height, width=settings.width, gray=settings.gray, workers=settings.workers or None,
-                  cache_dir=Path(".cache") / "datasets")
+                  cache_dir=Path(".cache") / "datasets", generator=settings.generator)
     train = synthetic_dataset(settings.train_size, purpose="train", **common)
     validation = synthetic_dataset(settings.val_size, purpose="val", **common)
     return train, validation

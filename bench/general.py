@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Zero-shot: the general model, the shipped default and ddddocr 1.6.1 on real captchas none of
+them was trained on (../shared/datasets), side by side on the same images, case-insensitive.
+
+    .venv/bin/python bench/general.py [--model-dir runs/general/export] [--limit N]
+
+Ours are read through main_handler (`captcha-ocr eval --data DIR --ignore-case`); ddddocr by its
+own `classification(bytes)` in its venv (bench/run_all.py creates it). Prints a table and writes
+bench/results/general.json. Needs ../shared; sets without it are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DATASETS = REPO.parent / "shared" / "datasets"
+SETS = ("captcha_images_v2", "tjsp_captchas")
+RESULTS = BENCH / "results"
+DDDDOCR = BENCH / ".venvs" / "ddddocr" / "bin" / "python"
+GENERAL = REPO / "captcha_ocr" / "models" / "general"
+
+
+def ours(model_dir: Path, data: Path) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        subprocess.run([sys.executable, "-m", "captcha_ocr.cli", "eval", "--data", str(data), "--model-dir",
+                        str(model_dir), "--ignore-case", "--json", str(report)], cwd=REPO, check=True,
+                       capture_output=True)
+        return json.loads(report.read_text())["sequence_accuracy"]
+
+
+def ddddocr(data: Path) -> float | None:
+    if not DDDDOCR.is_file():
+        return None
+    result = subprocess.run([str(DDDDOCR), str(BENCH / "workers" / "ddddocr_worker.py"), "--folder", str(data)],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])["accuracy"]
+
+
+def limited(data: Path, limit: int, tmp: Path) -> Path:
+    """The first `limit` labelled images of a set, linked into a folder (quick runs)."""
+    if not limit:
+        return data
+    folder = tmp / data.name
+    folder.mkdir()
+    for path in sorted(p for p in data.iterdir() if p.suffix == ".png")[:limit]:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=GENERAL, help="the general model's folder")
+    parser.add_argument("--limit", type=int, default=0, help="images per set (default: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "general.json")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in SETS:
+            if not (DATASETS / name).is_dir():
+                print(f"{name}: not in {DATASETS}, skipped")
+                continue
+            data = limited(DATASETS / name, args.limit, Path(tmp))
+            rows.append({"set": name, "images": len(list(data.glob("*.png"))),
+                         "general": ours(args.model_dir, data),
+                         "shipped default": ours(REPO / "captcha_ocr" / "models" / "default", data),
+                         "ddddocr 1.6.1": ddddocr(data)})
+    print(f"{'set':<20} {'images':>6} {'general':>9} {'default':>9} {'ddddocr':>9}")
+    for row in rows:
+        cells = [f"{row[k] * 100:8.2f}%" if row[k] is not None else "        -"
+                 for k in ("general", "shipped default", "ddddocr 1.6.1")]
+        print(f"{row['set']:<20} {row['images']:>6} " + " ".join(cells))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model_dir": str(args.model_dir), "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
