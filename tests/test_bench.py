@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, SHARED_DATASET
 
 BENCH = REPO / "bench"
 SCRIPTS = sorted(path.name for path in BENCH.glob("*.py"))
@@ -64,3 +64,17 @@ def test_kinds_quick(tmp_path):
                                                             ("gif", "first frame"), ("gif", "mean of frames")]
     assert all(row["test_images"] == 40 for row in rows) and "answer_accuracy" in rows[0]
     assert "| gif | first frame |" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason="../shared/datasets is not here")
+def test_general_quick(tmp_path):
+    from captcha_ocr.registry import general_model_dir
+
+    if general_model_dir() is None:
+        pytest.skip("this checkout ships no general model")
+    out = bench(BENCH / "general.py", "--limit", "10", "--out", tmp_path / "general.json")
+    rows = json.loads((tmp_path / "general.json").read_text())["rows"]
+    assert [row["set"] for row in rows] == ["captcha_images_v2", "tjsp_captchas"]
+    assert all(row["images"] == 10 and 0 <= row["general"] <= 1 for row in rows)
+    assert "captcha_images_v2" in out

@@ -345,6 +345,10 @@ def test_the_packages_named_models_are_served_beside_any_default(shipped, tmp_pa
     app = create_app(MODEL_DIR, others)
     status, body = call(app, get_event(b64(captcha.data), model="general"))
     assert status == 200 and body["text"] == captcha.text.upper() and body["model"]["name"] == "general"
+    from captcha_ocr import Reader
+
+    reading = Reader().read(captcha.data, model="general")  # the library, with no folder named
+    assert (reading.text, reading.model) == (captcha.text.upper(), "general")
 
 
 def test_the_first_reading_is_the_general_models_unless_a_default_is_set(shipped, tmp_path, monkeypatch):
