@@ -20,7 +20,7 @@ from captcha_ocr.config import load_config
 from captcha_ocr.deploy import bundle as build_bundle
 from captcha_ocr.evaluation import Labelled, synthetic_samples
 from captcha_ocr.events import query_event
-from captcha_ocr.registry import MODELS_DIR_ENV, SHIPPED_MODEL_DIR, copy_model
+from captcha_ocr.registry import MODELS_DIR_ENV, SHIPPED_MODEL_DIR, copy_model, shipped_named_folders
 from captcha_ocr.server import make_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +28,11 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault(MODELS_DIR_ENV, tempfile.mkdtemp(prefix="captcha-ocr-no-models-"))
 SHARED_DATASET = REPO.parent / "shared" / "datasets" / "captcha_images_v2"
 MODEL_DIR = Path(os.environ.get("CAPTCHA_OCR_MODEL_DIR") or SHIPPED_MODEL_DIR)
+# the package's named models (the general model), which every function serves beside its default
+SHIPPED_NAMED = [load_config(folder).name for folder in shipped_named_folders(MODEL_DIR)]
+# their files in the package (the wheel, the bundle): each one's config.json and served model file
+SHIPPED_NAMED_FILES = {f"captcha_ocr/models/{folder.name}/{name}" for folder in shipped_named_folders(MODEL_DIR)
+                       for name in ("config.json", load_config(folder).model_file)}
 TEST_SEED = 7_000_001  # eval-stream seed used by tests only, never by training
 
 

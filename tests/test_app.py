@@ -5,7 +5,7 @@ import logging
 from urllib.parse import quote, urlencode
 
 import pytest
-from conftest import MODEL_DIR, b64, call, encode, get_event, post_event
+from conftest import MODEL_DIR, SHIPPED_NAMED, b64, call, encode, get_event, post_event
 from PIL import Image
 from test_imaging import png_header_only
 
@@ -75,7 +75,8 @@ def test_health(app):
     config = app.models.default.config
     assert body["model"]["sha256"] == config.sha256 and body["model"]["charset"] == config.charset
     assert body["model"]["input"] == {"height": config.height, "width": config.width, "gray": config.gray}
-    assert body["models"] == [body["model"]]  # the shipped model alone
+    assert body["models"][0] == body["model"]  # the default first, then the package's named models
+    assert [model["name"] for model in body["models"][1:]] == SHIPPED_NAMED
     assert body["runtime"]["package"] in ("tflite-runtime", "ai-edge-litert") and body["runtime"]["version"]
 
 

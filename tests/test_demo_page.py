@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import MODEL_DIR, REPO, UPPER, model_variant
+from conftest import MODEL_DIR, REPO, SHIPPED_NAMED, UPPER, model_variant
 
 from captcha_ocr.app import create_app
 from captcha_ocr.config import load_config
@@ -150,9 +150,10 @@ def test_the_model_picker_reads_with_the_model_picked(browser, two_models_url, f
     page = context.new_page()
     page.goto(two_models_url + "/demo")
     picker = page.locator("[data-testid=model]")
-    page.wait_for_function("document.querySelectorAll('#model option').length === 2", timeout=20_000)
+    options = 2 + len(SHIPPED_NAMED)
+    page.wait_for_function(f"document.querySelectorAll('#model option').length === {options}", timeout=20_000)
     default = load_config(MODEL_DIR).name
-    assert picker.locator("option").all_inner_texts() == [f"{default} (default)", "upper"]
+    assert picker.locator("option").all_inner_texts() == [f"{default} (default)", *SHIPPED_NAMED, "upper"]
     assert "33 characters, length 4" in page.locator("#model-info").inner_text()
     picker.select_option("upper")
     assert '--data-urlencode "model=upper"' in page.locator("#curl").inner_text()

@@ -11,7 +11,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import BUNDLE_PYTHON, REPO, build_bundle
+from conftest import BUNDLE_PYTHON, REPO, SHIPPED_NAMED, SHIPPED_NAMED_FILES, build_bundle
 
 from captcha_ocr.evaluation import synthetic_samples
 
@@ -22,6 +22,9 @@ def test_bundle_holds_only_what_the_function_needs(bundle):
     assert {"index.py", "captcha_ocr/models/default/config.json", "captcha_ocr/models/default/model_quantized.tflite",
             "captcha_ocr/app.py"} <= set(names)
     assert "captcha_ocr/models/default/model.tflite" not in names  # the float file is for comparison only
+    named = {name for name in names if name.startswith("captcha_ocr/models/") and "/default/" not in name}
+    assert named == SHIPPED_NAMED_FILES  # the general model, where the package keeps it
+    assert build_bundle.bundled_models(bundle.read_bytes())[1:1 + len(SHIPPED_NAMED)] == SHIPPED_NAMED
     assert any(n.startswith("ai_edge_litert/") for n in names)  # the runtime a glibc-2.17 system can load
     assert not any(n.startswith(("captcha_ocr/training", "tflite_runtime/", "tensorflow/")) for n in names)
     assert not any(n.endswith(".pyc") or "/tests/" in n for n in names)

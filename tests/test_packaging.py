@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, b64
+from conftest import REPO, SHIPPED_NAMED_FILES, b64
 from packaging.requirements import Requirement
 
 import captcha_ocr
@@ -78,6 +78,8 @@ def test_the_wheel_carries_the_model_and_nothing_of_the_checkout(wheel):
     assert {"captcha_ocr/models/default/config.json", "captcha_ocr/models/default/model_quantized.tflite",
             "captcha_ocr/web/index.html"} <= names
     assert not {"index.py", "captcha_ocr/models/default/model.tflite"} & names  # no top-level module, no float file
+    named = {name for name in names if name.startswith("captcha_ocr/models/") and "/default/" not in name}
+    assert named == SHIPPED_NAMED_FILES  # the general model: its config and served file, nothing else
     assert any(re.fullmatch(r"captcha_ocr_scf-[^/]+\.dist-info/licenses/LICENSE", name) for name in names)
 
 

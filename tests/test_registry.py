@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import MODEL_DIR, UPPER, b64, call, encode, get_event, model_variant, post_event
+from conftest import MODEL_DIR, SHIPPED_NAMED, UPPER, b64, call, encode, get_event, model_variant, post_event
 from PIL import Image
 
 from captcha_ocr import app as app_module
@@ -125,7 +125,7 @@ def test_health_lists_every_model(multi):
     status, body = call(multi, get_event(path="/health"))
     assert status == 200 and body["model"]["name"] == DEFAULT
     listed = {model["name"]: model for model in body["models"]}
-    assert list(listed) == [DEFAULT, "sized", "upper"]
+    assert list(listed) == [DEFAULT, *SHIPPED_NAMED, "sized", "upper"]
     assert listed["upper"]["charset"] == UPPER and listed["sized"]["sourceSizes"] == [[160, 60]]
     assert listed["upper"]["lengths"] == [4]
     assert listed["upper"]["input"] == {"height": 32, "width": 96, "gray": "luminance"}
@@ -198,8 +198,8 @@ def test_models_folder_problems_are_refused_at_start(tmp_path, problem, message)
 def test_the_models_folder_comes_from_the_environment_and_holds_the_default_once(tmp_path, monkeypatch):
     model_variant(tmp_path, "upper", charset=UPPER)
     monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
-    assert load_registry(MODEL_DIR).names == [DEFAULT, "upper"]
-    assert load_registry(tmp_path / "upper").names == ["upper"]  # the default is not loaded twice
+    assert load_registry(MODEL_DIR).names == [DEFAULT, *SHIPPED_NAMED, "upper"]
+    assert load_registry(tmp_path / "upper").names == ["upper", *SHIPPED_NAMED]  # the default is not loaded twice
 
 
 # -- captcha-ocr models add ------------------------------------------------------------------------
@@ -239,7 +239,8 @@ def test_models_add_and_list_on_the_command_line(tmp_path, capsys):
     assert main(["models", "list", "--model-dir", str(MODEL_DIR), "--models-dir", str(models)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith(DEFAULT) and lines[1].endswith("(default)")
-    assert lines[2].startswith("mysite") and "118x51" in lines[2]
+    assert [line.split()[0] for line in lines[2:2 + len(SHIPPED_NAMED)]] == SHIPPED_NAMED
+    assert lines[2 + len(SHIPPED_NAMED)].startswith("mysite") and "118x51" in lines[2 + len(SHIPPED_NAMED)]
 
 
 def test_predict_and_eval_read_with_a_named_model(tmp_path, capsys, fresh_captchas):
