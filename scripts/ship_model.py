@@ -14,8 +14,10 @@ way the best checkpoint's backbone (float16) is saved as a starting point of `tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,22 +28,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished training run's folder")
     parser.add_argument("--as", dest="role", choices=("default", "general"), default="default")
+    parser.add_argument("--serve", metavar="FILE", help="serve this file of the export instead of the one the export "
+                        "chose (e.g. model_quantized.tflite, measured as reading as well and costing less memory)")
     args = parser.parse_args()
     run = args.run
 
     import keras
 
-    from captcha_ocr.config import load_config
+    from captcha_ocr.config import file_sha256, load_config
     from captcha_ocr.registry import GENERAL_MODEL, SHIPPED_MODEL_DIR, SHIPPED_MODELS_DIR, copy_model
 
+    export = run / "export"
+    if args.serve:  # the export's config, pointing at the file asked for
+        config = load_config(export)
+        staged = Path(tempfile.mkdtemp())
+        shutil.copy2(export / args.serve, staged / args.serve)
+        dataclasses.replace(config, model_file=args.serve, sha256=file_sha256(export / args.serve)).save(staged)
+        export = staged
     if args.role == "general":
         target = SHIPPED_MODELS_DIR / GENERAL_MODEL
         shutil.rmtree(target, ignore_errors=True)
-        copy_model(run / "export", target, name=GENERAL_MODEL)
+        copy_model(export, target, name=GENERAL_MODEL)
     else:
         target = SHIPPED_MODEL_DIR
-        for name in {load_config(run / "export").model_file, "model.tflite", "config.json"}:
-            shutil.copy2(run / "export" / name, target / name)
+        for name in {load_config(export).model_file, "config.json"}:
+            shutil.copy2(export / name, target / name)
+        shutil.copy2(run / "export" / "model.tflite", target / "model.tflite")
 
     import captcha_ocr.training.train  # noqa: F401  (registers the CTC loss the checkpoint names)
     from captcha_ocr.training.pretrained import BACKBONES, save_backbone

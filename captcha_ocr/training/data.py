@@ -89,7 +89,11 @@ def synthetic_dataset(
     cache = None
     if cache_dir is not None:
         parts = (purpose, seed, count, charset, lengths, height, width, "v1", gray)
-        key = derive_seed(*parts, generator) if generator != "captcha" else derive_seed(*parts)
+        if generator == "randomised":
+            from captcha_ocr.training.randomised import GENERATOR_VERSION
+
+            parts += (generator, GENERATOR_VERSION)
+        key = derive_seed(*parts)
         cache = Path(cache_dir) / f"{purpose}-{count}-{key:016x}.npz"
         if cache.is_file():
             stored = np.load(cache)

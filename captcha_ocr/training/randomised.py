@@ -41,6 +41,8 @@ FONT_DIRS = ("/usr/share/fonts",)
 # symbol and dingbat faces draw no letters
 _NOT_TEXT_FONTS = ("d050000l", "standardsymbols", "dingbat", "symbol", "fontawesome", "wqy", "math")
 SOURCE_WEIGHTS = {"drawn": 0.7, "captcha": 0.1, "wheezy": 0.1, "easy": 0.1}
+# part of a dataset cache's key (training/data.py): a change to what a seed draws is a new version
+GENERATOR_VERSION = 2
 
 
 class FontsMissing(UserError):
@@ -81,11 +83,12 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
 def random_label(rng: random.Random, charset: str = GENERAL_CHARSET,
                  lengths: tuple[int, ...] = GENERAL_LENGTHS) -> str:
     """A label: mostly characters of the charset, sometimes an arithmetic question ("12+7=?")."""
-    if set("+-=?") <= set(charset) and rng.random() < 0.08:
+    if set("+-=?") <= set(charset) and rng.random() < 0.05:
         operator = rng.choice("+-*")
         question = f"{rng.randint(0, 99)}{operator}{rng.randint(0, 9 if operator == '*' else 99)}"
         return question + rng.choice(("=?", "=", ""))
-    letters = charset.replace(OPERATORS, "") if rng.random() < 0.97 else charset
+    # operators only in questions: a line crossing plain text must not read as "+" or "-"
+    letters = "".join(c for c in charset if c not in OPERATORS)
     pool = rng.choice((letters, string.digits, string.ascii_uppercase + string.digits,
                        string.ascii_lowercase + string.digits, letters))
     pool = "".join(c for c in pool if c in charset) or charset
@@ -196,6 +199,10 @@ def _noise(rng: random.Random, image: Image.Image, inks: list[tuple[int, int, in
         for _ in range(rng.randint(1, 5)):
             draw.line((rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0, width), rng.uniform(0, height)),
                       fill=noise_colour(), width=rng.randint(1, max(1, height_px // 20)))
+    if rng.random() < 0.3:  # thin lines from edge to edge, across the text
+        for _ in range(rng.randint(1, 3)):
+            draw.line((0, rng.uniform(0, height), width, rng.uniform(0, height)), fill=noise_colour(),
+                      width=rng.randint(1, 2))
     if rng.random() < 0.3:  # arcs
         for _ in range(rng.randint(1, 4)):
             x, y = rng.uniform(-width / 2, width), rng.uniform(-height, height)
@@ -207,7 +214,7 @@ def _noise(rng: random.Random, image: Image.Image, inks: list[tuple[int, int, in
 
 
 def _wave(rng: random.Random, image: Image.Image) -> Image.Image:
-    """Shift each column up or down along a sine wave (and, sometimes, each row sideways)."""
+    """Shift each column up or down along a sine wave."""
     pixels = np.asarray(image)
     height, width = pixels.shape[:2]
     amplitude, period = rng.uniform(1, max(1.5, height / 10)), rng.uniform(width / 3, width * 1.5)
@@ -229,9 +236,10 @@ def _drawn(rng: random.Random, text: str, fonts: tuple[str, ...]) -> Image.Image
     pale = rng.random() < 0.1
     inks = [_colour(rng, not light, pale) for _ in range(inks_count)]
     max_angle = rng.choice((0, 8, 20, 35))
-    spacing = rng.choice((-0.3, -0.2, -0.1, 0.0, 0.1, 0.3, 0.6))  # of the font size: overlap to wide
+    # of the font size: overlap to letters spread far apart
+    spacing = rng.choice((-0.3, -0.2, -0.1, 0.0, 0.1, 0.3, 0.6, 1.0, 1.5))
     if len(text) > 5:
-        spacing = max(spacing, -0.15)  # eight overlapping glyphs are no longer legible
+        spacing = min(max(spacing, -0.15), 0.6)  # eight overlapping glyphs are no longer legible
     glyphs = []
     bg_guess = (235, 235, 235) if light else (30, 30, 30)
     for index, char in enumerate(text):
