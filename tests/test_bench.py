@@ -68,6 +68,14 @@ def test_kinds_quick(tmp_path):
 
 
 @pytest.mark.slow
+def test_throughput_quick():
+    out = bench(BENCH / "throughput.py", "--quick")
+    rates = [float(line.rsplit("|", 2)[-2]) for line in out.splitlines() if line.startswith("| folder run")
+             or line.startswith("| general model")]
+    assert len(rates) == 4 and all(rate > 0 for rate in rates)
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason="../shared/datasets is not here")
 def test_general_quick(tmp_path):
     from captcha_ocr.registry import general_model_dir
