@@ -251,3 +251,16 @@ def test_a_folder_of_chinese_captchas_trains_and_serves_end_to_end(tmp_path):
     assert set(text) <= set(config["charset"])
     health = app.handle(get_event(path="/health"), None)["body"]
     assert config["charset"] in health  # the characters themselves in the JSON, not \u escapes
+
+
+def test_the_general_backbone_fills_the_network_a_general_start_picks():
+    """--init general: the shipped backbone (training data, not in the bundle) fits the network
+    INIT_MODEL_SIZES picks for it, every layer but the charset's logits."""
+    from captcha_ocr.training.model import build_model
+    from captcha_ocr.training.pretrained import BACKBONES, transfer_backbone
+    from captcha_ocr.training.settings import INIT_MODEL_SIZES
+
+    if not BACKBONES["general"].is_file():
+        pytest.skip("this checkout ships no general backbone")
+    copied = transfer_backbone(build_model(48, 112, 20, INIT_MODEL_SIZES["general"]), BACKBONES["general"])
+    assert "b1_conv" in copied and "context" in copied and "logits" not in copied
