@@ -46,7 +46,10 @@ for _ in range(3):
     rounds.append(statistics.median(times))
 print(json.dumps(statistics.median(rounds)))
 """
-GENERAL = REPO / "captcha_ocr" / "models" / "general"
+sys.path.insert(0, str(REPO))
+from captcha_ocr.registry import GENERAL_MODEL, SHIPPED_MODEL_DIR, SHIPPED_MODELS_DIR  # noqa: E402
+
+GENERAL = SHIPPED_MODELS_DIR / GENERAL_MODEL
 
 
 def ours(model_dir: Path, data: Path) -> float:
@@ -97,7 +100,7 @@ def main() -> None:
                 print(f"{name}: not in {DATASETS}, skipped")
                 continue
             data = limited(DATASETS / name, args.limit, Path(tmp))
-            default = REPO / "captcha_ocr" / "models" / "default"
+            default = SHIPPED_MODEL_DIR
             rows.append({"set": name, "images": len(list(data.glob("*.png"))),
                          "general": ours(args.model_dir, data),
                          "shipped default": ours(default, data),

@@ -34,7 +34,6 @@ from captcha_ocr.labelled import LABEL_FILES
 from captcha_ocr.synthetic import SeededSecrets, derive_seed
 
 KINDS = ("arithmetic", "gif", "chinese", "chinese-gif", "randomised")
-_SUFFIXES = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"GIF8": ".gif", b"RIFF": ".webp"}
 CJK_FONT_ENV = "CAPTCHA_OCR_CJK_FONT"
 CJK_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
              "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -85,6 +84,14 @@ def _seeded(randoms, seed: int) -> Iterator[None]:
         randoms.secrets = original
 
 
+def _suffix(data: bytes) -> str:
+    """The file suffix of an encoded image, by the format Pillow reads in it (.jpg for JPEG)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return "." + {"JPEG": "jpg"}.get(image.format, image.format.lower())
+
+
 def generate_one(kind: str, seed: int) -> Generated:
     """One captcha of `kind` (KINDS), fully determined by `seed`."""
     if kind not in KINDS:
@@ -93,7 +100,7 @@ def generate_one(kind: str, seed: int) -> Generated:
         from captcha_ocr.training.randomised import randomised_captcha
 
         label, data = randomised_captcha(seed)
-        return Generated(label, data, next(s for magic, s in _SUFFIXES.items() if data.startswith(magic)))
+        return Generated(label, data, _suffix(data))
     easy_captcha, randoms = _easy_captcha()
     rng = random.Random(seed)
     with _seeded(randoms, seed):

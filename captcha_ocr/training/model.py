@@ -16,8 +16,8 @@ def _conv_block(x, filters: int, name: str):
 
 
 # filters of the four convolution blocks, and the width of the column and context layers. "medium"
-# (the general model's) has twice the weights of "small" and trains at 93% of its images per second
-# on 2 cores, where such small convolutions are bound by overhead, not arithmetic (BENCHMARKS.md).
+# (the general model's) has twice the weights of "small"; what each costs to train on 2 cores is
+# measured by bench/throughput.py (BENCHMARKS.md, "Training throughput").
 MODEL_SIZES = {"small": ((32, 64, 96, 96), 128), "medium": ((48, 96, 128, 128), 192)}
 
 
