@@ -116,7 +116,8 @@ def run_in_bundle(bundle_dir: Path, python: str, event: object, timeout: float =
     """One request in a fresh `python -I -S` process inside the unzipped bundle (env: e.g. the
     function's CAPTCHA_OCR_MODELS_DIR; layer_dir: the dependency layer of a layered deploy, on the
     path after the function's folder)."""
-    result = subprocess.run([python, "-I", "-S", "-c", _CHILD, *([str(layer_dir)] if layer_dir else [])],
+    # -B: SCF's code folder is read-only, so nothing compiled at a cold start is kept for the next one
+    result = subprocess.run([python, "-I", "-S", "-B", "-c", _CHILD, *([str(layer_dir)] if layer_dir else [])],
                             cwd=bundle_dir, input=json.dumps(event).encode(),
                             capture_output=True, timeout=timeout, env={"PATH": "/usr/bin:/bin", **(env or {})})
     if result.returncode != 0:

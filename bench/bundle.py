@@ -5,8 +5,10 @@
     python bench/bundle.py build/captcha-ocr-code-python3.10.zip --layer build/captcha-ocr-layer-python3.10.zip
 
 Cold start is `import index` (model load, sha256 and shape checks, interpreter creation) plus one
-recognition, in a fresh `python3.10 -I -S` process inside the unzipped bundle, as SCF starts an
-instance; the median of --runs, with the peak RSS of those processes.
+recognition, in a fresh `python3.10 -I -S -B` process inside the unzipped bundle, as SCF starts an
+instance (its code folder is read-only: nothing compiled is kept); the median of --runs, with the
+peak RSS of those processes. Side by side, interleaved: the bundle as built and the same files
+without their bytecode (`__pycache__`), which every cold start would then compile.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from captcha_ocr.deploy.bundle import find_python
 
+VARIANTS = ("as built", "without bytecode")
 _CHILD = r"""
 import base64, json, sys, time
 sys.path[:0] = [".", *sys.argv[2:]]  # the function's folder, then a layer's: /var/user, then /opt
@@ -48,21 +52,32 @@ def parts(archive: Path, top: int = 12) -> list[tuple[str, int, int]]:
     return [(key, size, unzipped[key]) for key, size in zipped.most_common(top)]
 
 
-def cold_starts(archive: Path, runs: int, layer: Path | None = None) -> list[dict]:
+def cold_starts(archive: Path, runs: int, layer: Path | None = None) -> dict[str, list[dict]]:
+    """Each variant's runs: "as built" and "without bytecode"."""
     python = find_python("3.10")
     if python is None:
         raise SystemExit("Python 3.10 is not installed: cannot start the bundle")
     sample = next((Path(__file__).resolve().parent.parent / "scripts" / "smoke").glob("*.png"))
     image = __import__("base64").b64encode(sample.read_bytes()).decode()
-    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as layer_folder:
-        zipfile.ZipFile(archive).extractall(folder)
-        if layer is not None:
-            zipfile.ZipFile(layer).extractall(layer_folder)
-        results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        variants = {}
+        for variant in VARIANTS:
+            code, layer_folder = Path(scratch, variant, "code"), Path(scratch, variant, "layer")
+            zipfile.ZipFile(archive).extractall(code)
+            if layer is not None:
+                zipfile.ZipFile(layer).extractall(layer_folder)
+            if variant == VARIANTS[1]:
+                for cache in [*code.rglob("__pycache__"), *layer_folder.rglob("__pycache__")]:
+                    shutil.rmtree(cache)
+            variants[variant] = (code, layer_folder)
+        results: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
         for _ in range(runs):
-            done = subprocess.run([python, "-I", "-S", "-c", _CHILD, image, *([layer_folder] if layer else [])],
-                                  cwd=folder, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            for variant, (code, layer_folder) in variants.items():
+                done = subprocess.run([python, "-I", "-S", "-B", "-c", _CHILD, image,
+                                       *([str(layer_folder)] if layer else [])],
+                                      cwd=code, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+                                      check=True)
+                results[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
     return results
 
 
@@ -77,10 +92,12 @@ def main() -> int:
           f"{sum(i.file_size for i in infos) / 1e6:.2f} MB unzipped, {len(infos)} files")
     for key, zipped, unzipped in parts(args.archive):
         print(f"  {zipped / 1e6:6.2f} MB zipped  {unzipped / 1e6:6.2f} MB unzipped  {key}")
-    runs = cold_starts(args.archive, args.runs, args.layer)
-    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-    print(f"cold start, median of {len(runs)} fresh processes: import index {median['import_s'] * 1000:.0f} ms, "
-          f"first request {median['first_request_s'] * 1000:.1f} ms, peak RSS {median['peak_mb']:.1f} MB")
+    print(f"cold start, median of {args.runs} fresh processes each, interleaved (read-only folder, as on SCF):")
+    print(f"  {'variant':<18} {'import index':>13} {'first request':>14} {'peak RSS':>9}")
+    for variant, runs in cold_starts(args.archive, args.runs, args.layer).items():
+        median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        print(f"  {variant:<18} {median['import_s'] * 1000:>10.0f} ms {median['first_request_s'] * 1000:>11.1f} ms "
+              f"{median['peak_mb']:>6.1f} MB")
     return 0
 
 

@@ -51,7 +51,8 @@ def test_bundle_benchmarks_quick(bundle, unzipped_bundle, tmp_path):
     bench(BENCH / "models.py", "--bundle", root, "--repeats", "1", "--out", tmp_path)
     counts = [row["models"] for row in json.loads((tmp_path / "models.json").read_text())]
     assert counts == [count + len(SHIPPED_NAMED) for count in (1, 3, 10)]
-    assert "cold start, median of 1" in bench(BENCH / "bundle.py", bundle, "--runs", "1")
+    sizes = bench(BENCH / "bundle.py", bundle, "--runs", "1")
+    assert "cold start, median of 1 fresh" in sizes and "without bytecode" in sizes
     slider = bench(BENCH / "slider.py", "--bundle", root, "--quick")
     assert "| two backgrounds, photos | 10 |" in slider and "| background alone, procedural | 10 |" in slider
 

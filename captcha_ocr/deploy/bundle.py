@@ -44,7 +44,8 @@ from captcha_ocr.registry import (
 )
 
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64")
-# Never imported by the handler: test suites, headers, scripts, typing stubs, bytecode.
+# Never imported by the handler: test suites, headers, scripts, typing stubs, and bytecode of another
+# Python (compile_bytecode writes the target's own after pruning).
 PRUNE_DIRS = ("tests", "__pycache__", "include", "_pyinstaller", "bin")
 PRUNE_SUFFIXES = (".pyc", ".pyi", ".h", ".c", ".pxd")
 # Codecs and tools the handler never loads: Pillow's AVIF (3.4 MB zipped), colour management and Tk
@@ -275,6 +276,30 @@ def _stage_runtime(staging: Path, python: str, glibc: str, glibcxx: str, interpr
     print(f"glibc check passed (target glibc {glibc}, GLIBCXX {glibcxx})")
 
 
+def compile_bytecode(folder: Path, python: str) -> bool:
+    """Every module's bytecode, compiled by the target Python into __pycache__ beside its source.
+
+    SCF's code folder (/var/user) and layers (/opt) are read-only, so a bundle without bytecode is
+    compiled again at every cold start: measured on the bundle, 0.28 s instead of 0.11 s to import
+    the handler, and about 4 MB more memory (docs/deploy.md). `checked-hash` pycs hold no
+    timestamps (a zip's are only to 2 s, in local time) and are still checked against their source,
+    so a file edited in the console is compiled afresh rather than ignored. False, with a warning,
+    when no interpreter of the target version is here: the bundle then works, only slower to start.
+    """
+    interpreter = find_python(python)
+    if interpreter is None:
+        print(f"warning: no Python {python} here, so the bundle carries no bytecode: each cold start "
+              "compiles every module it imports (about 0.2 s)", file=sys.stderr)
+        return False
+    # a fixed hash seed fixes the order of set constants, so the same sources give the same bytes and
+    # the layer's digest (what deploy compares) changes only with its content; -s keeps the build's
+    # own paths out of the files
+    subprocess.run([interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "checked-hash",
+                    "-s", str(folder), str(folder)], check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONHASHSEED": "0"})
+    return True
+
+
 def _zip(staging: Path, archive: Path) -> Path:
     write_zip(staging, archive)
     unzipped = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
@@ -289,6 +314,7 @@ def build(out: Path, python: str, glibc: str, glibcxx: str, model_dir: Path,
     staging = _fresh(out / f"scf-python{python}")
     _stage_runtime(staging, python, glibc, glibcxx, interpreter)
     copy_function(staging, model_dir, models_dir)
+    compile_bytecode(staging, python)
     return _zip(staging, out / f"captcha-ocr-scf-python{python}.zip")
 
 
@@ -306,6 +332,8 @@ def build_layered(out: Path, python: str, glibc: str, glibcxx: str, model_dir: P
     _stage_runtime(layer, python, glibc, glibcxx, interpreter)
     code = _fresh(out / f"code-python{python}")
     copy_function(code, model_dir, models_dir, packages_root=layer)
+    for folder in (layer, code):
+        compile_bytecode(folder, python)
     return Layered(_zip(code, out / f"captcha-ocr-code-python{python}.zip"),
                    _zip(layer, out / f"captcha-ocr-layer-python{python}.zip"))
 
