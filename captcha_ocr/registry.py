@@ -10,9 +10,10 @@ naming none, gets the one model that declares its image's size (`source_sizes`),
 The package's other models (captcha_ocr/models/NAME: the general model, docs/general-model.md) are
 served by name beside whichever default.
 
-Every interpreter is created at cold start: ten models of the shipped size fit the 128 MB function
-(the cost per model, measured on the bundle, is in docs/models.md), and a bad model then stops the
-start, naming itself, instead of failing the first request that asks for it.
+Every interpreter is created at cold start: the default, the general model and nine more of the
+shipped size fit the 128 MB function (the cost per model, measured on the bundle, is in
+docs/models.md), and a bad model then stops the start, naming itself, instead of failing the
+first request that asks for it.
 """
 
 from __future__ import annotations
