@@ -9,7 +9,8 @@ its seed, in any process and any order. Sources, mixed by SOURCE_WEIGHTS:
   licences), digits, both cases and arithmetic operators, 3-8 characters, random sizes and aspect
   ratios, solid, gradient, noisy or transparent backgrounds, one or many ink colours (pale ones
   too), filled, hollow, outlined and dotted glyphs, rotation, tight kerning and overlap, dots,
-  lines, arcs and strike-through curves, a wave warp, blur and JPEG artefacts;
+  lines (a web of many thin ones too), arcs and strike-through curves, small text in a tall
+  canvas, a wave warp, blur and JPEG artefacts;
 - `captcha`: the `captcha` library's ImageCaptcha with fonts from the bank (what the shipped default
   model was trained on alone);
 - `wheezy`: wheezy.captcha's drawers (MIT): background, curve, noise, warped, rotated, squeezed glyphs;
@@ -20,6 +21,7 @@ multicolorcaptcha is left out: it is GPL-3.0, and the others cover its styles.
 
 from __future__ import annotations
 
+import colorsys
 import io
 import math
 import random
@@ -42,7 +44,7 @@ FONT_DIRS = ("/usr/share/fonts",)
 _NOT_TEXT_FONTS = ("d050000l", "standardsymbols", "dingbat", "symbol", "fontawesome", "wqy", "math")
 SOURCE_WEIGHTS = {"drawn": 0.7, "captcha": 0.1, "wheezy": 0.1, "easy": 0.1}
 # part of a dataset cache's key (training/data.py): a change to what a seed draws is a new version
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 class FontsMissing(UserError):
@@ -109,6 +111,12 @@ def _colour(rng: random.Random, light: bool, pale: bool = False) -> tuple[int, i
         lowest, highest = ((150, 256) if light else (0, 110)) if not pale else ((120, 200) if light else (60, 130))
         if lowest <= lum < highest:
             return colour  # type: ignore[return-value]
+
+
+def _vivid(rng: random.Random) -> tuple[int, int, int]:
+    """A saturated colour of any hue and brightness (yellow on white too): noise lines often are."""
+    red, green, blue = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0))
+    return int(red * 255), int(green * 255), int(blue * 255)
 
 
 # -- the drawn source ------------------------------------------------------------------------------
@@ -203,6 +211,11 @@ def _noise(rng: random.Random, image: Image.Image, inks: list[tuple[int, int, in
         for _ in range(rng.randint(1, 3)):
             draw.line((0, rng.uniform(0, height), width, rng.uniform(0, height)), fill=noise_colour(),
                       width=rng.randint(1, 2))
+    if rng.random() < 0.15:  # a web of long thin lines, each in its own colour, across the whole image
+        for _ in range(rng.randint(5, 12)):
+            y0, y1 = rng.uniform(-0.3, 1.3) * height, rng.uniform(-0.3, 1.3) * height
+            draw.line((rng.uniform(-0.2, 0.3) * width, y0, rng.uniform(0.7, 1.2) * width, y1),
+                      fill=_vivid(rng) if rng.random() < 0.7 else _colour(rng, not light), width=1)
     if rng.random() < 0.3:  # arcs
         for _ in range(rng.randint(1, 4)):
             x, y = rng.uniform(-width / 2, width), rng.uniform(-height, height)
@@ -230,7 +243,8 @@ def _drawn(rng: random.Random, text: str, fonts: tuple[str, ...]) -> Image.Image
     light = rng.random() < 0.8  # most captchas are dark ink on light
     font_path = rng.choice(fonts)
     per_char_font = rng.random() < 0.15
-    size = int(height * rng.uniform(0.5, 0.9))
+    # of the height: most captchas fill it, some set small text in a tall canvas
+    size = int(height * (rng.uniform(0.5, 0.9) if rng.random() < 0.75 else rng.uniform(0.28, 0.5)))
     style = rng.choices(("filled", "bold", "hollow", "outlined", "dotted"), (0.6, 0.15, 0.08, 0.08, 0.09))[0]
     inks_count = 1 if rng.random() < 0.5 else len(text)
     pale = rng.random() < 0.1
