@@ -156,3 +156,11 @@ def test_function_compute_s_yaml_matches_serverless_yml():
     assert props["environmentVariables"] == scf["provider"]["environment"]["variables"]
     trigger = props["triggers"][0]
     assert trigger["triggerType"] == "http" and set(trigger["triggerConfig"]["methods"]) == {"GET", "POST", "OPTIONS"}
+
+
+def test_without_the_target_python_the_bundle_is_built_without_bytecode_and_says_so(tmp_path, monkeypatch, capsys):
+    (tmp_path / "index.py").write_text("x = 1\n")
+    monkeypatch.setattr(build_bundle, "find_python", lambda version: None)
+    assert build_bundle.compile_bytecode(tmp_path, "3.10") is False
+    assert "no Python 3.10 here" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["index.py"]
