@@ -39,6 +39,8 @@ RESULTS = BENCH / "results" / "learning_curve.json"
 PLOT = BENCH / "results" / "learning_curve.png"
 TEST_FRACTION = 0.2
 TEST_SEED = 0  # one test split per set, whatever the run's seed
+DEFAULT_INIT = "synthetic"  # train --data's start; records from before --init existed had it
+RECORD_KEY = ("set", "size_arg", "seed", "unlabelled", "init")
 
 
 def split_folders(data: Path, size: int, seed: int, work: Path) -> dict[str, Path]:
@@ -60,18 +62,19 @@ def split_folders(data: Path, size: int, seed: int, work: Path) -> dict[str, Pat
     return folders
 
 
-def run_one(data_name: str, size: int, seed: int, unlabelled: bool, out: Path, time_limit: float | None) -> dict:
-    """One point of the curve: `size` labels (and the rest unlabelled), trained and scored."""
+def run_one(data_name: str, size: int, seed: int, unlabelled: bool, out: Path, time_limit: float | None,
+            init: str = DEFAULT_INIT) -> dict:
+    """One point of the curve: `size` labels (and the rest unlabelled), trained from `init`'s start and scored."""
     out.mkdir(parents=True, exist_ok=True)
     folders = split_folders(SHARED / data_name, size, seed, Path(tempfile.mkdtemp(dir=out)))
-    overrides = {"seed": seed}
+    overrides = {"seed": seed, "init": init}
     if time_limit is not None:
         overrides["time_limit"] = time_limit
     if unlabelled:
         overrides["unlabelled_dir"] = str(folders["unlabelled"])
     result, wall = train_and_score(folders["labelled"], folders["test"], out, overrides)
     return {"set": data_name, "labels": len(list(folders["labelled"].iterdir())), "size_arg": size, "seed": seed,
-            "unlabelled": unlabelled, "wall_s": wall, "test_accuracy": result["test_greedy"], **result}
+            "unlabelled": unlabelled, "init": init, "wall_s": wall, "test_accuracy": result["test_greedy"], **result}
 
 
 def train_and_score(labelled: Path, test: Path, out: Path, overrides: dict) -> tuple[dict, float]:
@@ -133,8 +136,10 @@ def score(run: Path, test: Path) -> dict:
     }
 
 
-def report(records: list[dict]) -> str:
-    """Median test accuracy (range over seeds) per set, labels and variant, and the plot."""
+def report(records: list[dict], init: str = DEFAULT_INIT) -> str:
+    """Median test accuracy (range over seeds) per set, labels and variant, and the plot, of the runs
+    that started from `init`."""
+    records = [r for r in records if r.get("init", DEFAULT_INIT) == init]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,6 +195,8 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, help="minutes per run (default: train's)")
     parser.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--init", default=DEFAULT_INIT, choices=("synthetic", "general", "random"),
+                        help="the runs' start (train --init; default synthetic); --report shows this start's runs")
     parser.add_argument("--report", action="store_true", help="print the table and draw the plot, run nothing")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -198,7 +205,7 @@ def main() -> None:
         worker(Path(labelled), Path(test), Path(out), json.loads(overrides))
         return
     if args.report:
-        print(report(json.loads(args.results.read_text())))
+        print(report(json.loads(args.results.read_text()), args.init))
         return
     out = args.out or Path(tempfile.mkdtemp(prefix="learning-curve-"))
     jobs = [(name, size, seed, unlabelled) for name in args.sets for size in args.sizes for seed in args.seeds
@@ -209,8 +216,9 @@ def main() -> None:
     def run(job: tuple) -> None:
         name, size, seed, unlabelled = job
         try:
-            record = run_one(name, size, seed, unlabelled, out / f"{name}-{size}-{seed}-{'u' if unlabelled else 'l'}",
-                             args.time_limit)
+            record = run_one(name, size, seed, unlabelled,
+                             out / f"{name}-{size}-{seed}-{'u' if unlabelled else 'l'}-{args.init}", args.time_limit,
+                             args.init)
         except RuntimeError as failed:  # one failed run is reported; the others still count
             print(f"FAILED {failed}", flush=True)
             return
@@ -223,10 +231,14 @@ def main() -> None:
     print(f"results in {args.results}")
 
 
-def save_record(results: Path, record: dict, key: tuple[str, ...] = ("set", "size_arg", "seed", "unlabelled")) -> None:
-    """Add `record` to the results file, replacing an earlier record of the same run (same `key`)."""
+def save_record(results: Path, record: dict, key: tuple[str, ...] = RECORD_KEY) -> None:
+    """Add `record` to the results file, replacing an earlier record of the same run (same `key`;
+    a key's missing field reads as its default: `init` as DEFAULT_INIT)."""
+    def identity(r: dict) -> list:
+        return [r.get(k, DEFAULT_INIT if k == "init" else None) for k in key]
+
     records = json.loads(results.read_text()) if results.is_file() else []
-    records = [r for r in records if [r.get(k) for k in key] != [record.get(k) for k in key]] + [record]
+    records = [r for r in records if identity(r) != identity(record)] + [record]
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(records, indent=1) + "\n")
 

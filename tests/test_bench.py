@@ -87,3 +87,16 @@ def test_general_quick(tmp_path):
     assert [row["set"] for row in rows] == ["captcha_images_v2", "tjsp_captchas"]
     assert all(row["images"] == 10 and 0 <= row["general"] <= 1 for row in rows)
     assert "captcha_images_v2" in out
+
+
+def test_the_learning_curve_keeps_one_record_per_run_and_start(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    from learning_curve import save_record
+
+    results = tmp_path / "curve.json"
+    old = {"set": "s", "size_arg": 50, "seed": 1, "unlabelled": False, "test_accuracy": 0.5}  # before --init
+    save_record(results, old)
+    save_record(results, {**old, "init": "general", "test_accuracy": 0.9})
+    save_record(results, {**old, "init": "synthetic", "test_accuracy": 0.6})  # replaces the one without init
+    assert sorted((r.get("init"), r["test_accuracy"]) for r in json.loads(results.read_text())) == [
+        ("general", 0.9), ("synthetic", 0.6)]
