@@ -53,3 +53,20 @@ def test_a_backbone_brings_the_network_it_fits(tmp_path):
     chosen, _ = settings.settings_for_run(tmp_path / "d", {"init": "random", "model_size": "medium"}, resume=False)
     assert (general.model_size, synthetic.model_size, random_small.model_size, chosen.model_size) == \
         ("medium", "small", "small", "medium")
+
+
+def test_a_folder_run_starts_from_the_general_model_below_the_label_count_where_the_synthetic_one_stalls(tmp_path):
+    assert settings.BACKBONES["general"].is_file()  # what the package ships for --init general and auto
+    few, many = tmp_path / "few", tmp_path / "many"
+    for folder, count in ((few, settings.GENERAL_START_BELOW - 1), (many, settings.GENERAL_START_BELOW)):
+        folder.mkdir()
+        for index in range(count):
+            (folder / f"a{index:04d}.png").write_bytes(b"")  # counted by name, never decoded here
+    small_folder, _ = settings.settings_for_run(tmp_path / "r1", {"data_dir": str(few)}, resume=False)
+    large_folder, _ = settings.settings_for_run(tmp_path / "r2", {"data_dir": str(many)}, resume=False)
+    told, _ = settings.settings_for_run(tmp_path / "r3", {"data_dir": str(few), "init": "synthetic"}, resume=False)
+    assert (small_folder.init, small_folder.model_size) == ("general", "medium")
+    assert (large_folder.init, large_folder.model_size) == ("synthetic", "small")
+    assert (told.init, told.model_size) == ("synthetic", "small")  # a given --init is kept
+    small_folder.save()
+    assert settings.TrainSettings.load(tmp_path / "r1").init == "general"  # a resume keeps the choice

@@ -15,10 +15,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-BACKBONE = Path(__file__).with_name("synthetic_backbone.npz")
-# --init's choices: the one-style synthetic model's backbone (the small network), the general
-# model's (the medium one: docs/general-model.md), each beside this file when this package has it
-BACKBONES = {"synthetic": BACKBONE, "general": Path(__file__).with_name("general_backbone.npz")}
+from captcha_ocr.training.settings import BACKBONES
+
+# --init's choices (settings.BACKBONES): the one-style synthetic model's backbone (the small
+# network), the general model's (the medium one: docs/general-model.md)
+BACKBONE = BACKBONES["synthetic"]
 
 
 def save_backbone(model: keras.Model, path: Path = BACKBONE) -> Path:

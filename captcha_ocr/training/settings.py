@@ -25,10 +25,20 @@ GENERAL_DEFAULTS = {"charset": GENERAL_CHARSET, "lengths": (3, 4, 5, 6, 7, 8), "
 # model within 5 minutes (docs/training.md: "Training on your own captchas"; --time-limit raises it). From the
 # ablations in BENCHMARKS.md: a 48-pixel input height (real captchas' letters are small: at 32 on
 # tjsp_captchas they were 9 pixels high), and batches of 8, which leave CTC's plateau sooner than 32.
-FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 8, "height": 48, "patience": 50, "init": "synthetic",
+FOLDER_DEFAULTS = {"epochs": 200, "batch_size": 8, "height": 48, "patience": 50, "init": "auto",
                    "time_limit": 5.0}
 # the network each --init's backbone fits (model.MODEL_SIZES); random weights fit any
 INIT_MODEL_SIZES = {"synthetic": "small", "general": "medium", "random": None}
+# --init's backbones, beside this file when this package has them (training/pretrained.py loads them)
+BACKBONES = {"synthetic": Path(__file__).with_name("synthetic_backbone.npz"),
+             "general": Path(__file__).with_name("general_backbone.npz")}
+# --init auto (a folder run's default): the general model's start below this many labelled images,
+# the synthetic one's from it on. From 5-minute runs (BENCHMARKS.md, "Which start"): with 50 labels
+# of captcha_images_v2 the synthetic start stayed on CTC's plateau (0%) and the general one read
+# 94.7%; with 200 of tjsp_captchas, and with all 1622, the synthetic start read as much or more
+# (90.6% against 89.4%; 96.8-98.5% against 95.8-97.5%), and the small network it gives is the
+# cheaper one to serve (docs/models.md: 1.1 MB a model; the medium general model 3.7 MB).
+GENERAL_START_BELOW = 200
 # what --resume may change
 RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit", "unlabelled_dir")
 
@@ -61,7 +71,8 @@ class TrainSettings:
         action="store_const", const=False))
     init: str = field(default="random", metadata=flag(
         "--init", "start from the synthetic model's backbone, the general model's (docs/general-model.md), or "
-        "random weights (default: synthetic for --data, random otherwise)", choices=tuple(INIT_MODEL_SIZES)))
+        f"random weights; auto: the general model's below {GENERAL_START_BELOW} labelled images, else the "
+        "synthetic one's (default: auto for --data, random otherwise)", choices=("auto", *INIT_MODEL_SIZES)))
     patience: int = field(default=0, metadata=flag(  # 0: never stop early
         "--patience", "stop after this many epochs with no better checkpoint (default: 50 for --data, never for "
         "synthetic)", type=int))
@@ -162,7 +173,22 @@ def settings_for_run(out_dir: Path, overrides: dict[str, Any], resume: bool) -> 
     defaults = FOLDER_DEFAULTS if overrides.get("data_dir") else \
         GENERAL_DEFAULTS if overrides.get("generator") == "randomised" else {}
     settings = TrainSettings(out_dir=str(out_dir), **{**defaults, **overrides})
+    if settings.init == "auto":
+        settings.init = auto_init(settings)
     if "model_size" not in overrides and INIT_MODEL_SIZES[settings.init]:
         settings.model_size = INIT_MODEL_SIZES[settings.init]  # the backbone's network, else nothing transfers
     return settings, False
 
+
+def auto_init(settings: TrainSettings) -> str:
+    """--init auto's choice for this run: the general model's start for a folder of fewer than
+    GENERAL_START_BELOW labelled images (when this package has its backbone), else the synthetic one's."""
+    from captcha_ocr.labelled import list_labelled_files
+
+    if not settings.data_dir or not Path(settings.data_dir).is_dir() or not BACKBONES["general"].is_file():
+        return "synthetic"  # a missing folder is reported where the images are read
+    labelled = len(list_labelled_files(Path(settings.data_dir), settings.case_fold)[0])
+    chosen = "general" if labelled < GENERAL_START_BELOW else "synthetic"
+    print(f"--init auto: {labelled} labelled images, {'below' if chosen == 'general' else 'at least'} "
+          f"{GENERAL_START_BELOW}: starting from the {chosen} model's backbone", flush=True)
+    return chosen
