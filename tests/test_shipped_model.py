@@ -44,14 +44,15 @@ def test_the_shipped_general_model_is_small_and_served_by_name_beside_the_defaul
 
 @pytest.mark.skipif(general_model_dir() is None or not SHARED_DATASET.is_dir(),
                     reason="needs the shipped general model and ../shared/datasets")
-def test_the_shipped_general_model_reads_a_real_site_it_never_saw_where_the_default_reads_nothing():
-    """The first 200 of captcha_images_v2 (never trained on), case ignored: the regression guard of
-    BENCHMARKS.md's zero-shot table, which counts all 1040."""
-    items, _ = list_labelled_files(SHARED_DATASET)
+@pytest.mark.parametrize("data_set", ["captcha_images_v2", "tjsp_captchas"])
+def test_the_shipped_general_model_reads_real_sites_it_never_saw_where_the_default_reads_nothing(data_set):
+    """The first 200 of each shared real set (never trained on), case ignored: the regression guard
+    of BENCHMARKS.md's zero-shot table, which counts every image (55.3% and 58.2%)."""
+    items, _ = list_labelled_files(SHARED_DATASET.parent / data_set)
     reader = Reader()
     general = default = 0
     for path, text in items[:200]:
         data = path.read_bytes()
         general += reader.read(data, model="general").text.lower() == text.lower()
         default += reader.read(data).text.lower() == text.lower()
-    assert general >= 0.55 * 200 and default <= 0.05 * 200, (general, default)
+    assert general >= 0.45 * 200 and default <= 0.05 * 200, (general, default)
