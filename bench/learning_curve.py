@@ -187,6 +187,8 @@ def _cell(rows: list[dict], unlabelled: bool) -> str:
 
 
 def main() -> None:
+    from captcha_ocr.training.settings import INIT_MODEL_SIZES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", default=["captcha_images_v2", "tjsp_captchas"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400, 0], help="0 = all")
@@ -195,7 +197,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, help="minutes per run (default: train's)")
     parser.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--init", default=DEFAULT_INIT, choices=("synthetic", "general", "random"),
+    parser.add_argument("--init", default=DEFAULT_INIT, choices=tuple(INIT_MODEL_SIZES),
                         help="the runs' start (train --init; default synthetic); --report shows this start's runs")
     parser.add_argument("--report", action="store_true", help="print the table and draw the plot, run nothing")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)

@@ -56,7 +56,8 @@ def main() -> int:
         shutil.copy2(run / "export" / "model.tflite", target / "model.tflite")
 
     import captcha_ocr.training.train  # noqa: F401  (registers the CTC loss the checkpoint names)
-    from captcha_ocr.training.pretrained import BACKBONES, save_backbone
+    from captcha_ocr.training.pretrained import save_backbone
+    from captcha_ocr.training.settings import BACKBONES
 
     backbone = BACKBONES["general" if args.role == "general" else "synthetic"]
     path = save_backbone(keras.models.load_model(run / "checkpoints" / "best.keras"), backbone)

@@ -280,8 +280,8 @@ def compile_bytecode(folder: Path, python: str) -> bool:
     """Every module's bytecode, compiled by the target Python into __pycache__ beside its source.
 
     SCF's code folder (/var/user) and layers (/opt) are read-only, so a bundle without bytecode is
-    compiled again at every cold start: measured on the bundle, 0.28 s instead of 0.11 s to import
-    the handler, and about 4 MB more memory (docs/deploy.md). `checked-hash` pycs hold no
+    compiled again at every cold start, which costs time and memory (measured: BENCHMARKS.md, "Cold
+    start and memory"; bench/bundle.py compares the two). `checked-hash` pycs hold no
     timestamps (a zip's are only to 2 s, in local time) and are still checked against their source,
     so a file edited in the console is compiled afresh rather than ignored. False, with a warning,
     when no interpreter of the target version is here: the bundle then works, only slower to start.
@@ -289,7 +289,7 @@ def compile_bytecode(folder: Path, python: str) -> bool:
     interpreter = find_python(python)
     if interpreter is None:
         print(f"warning: no Python {python} here, so the bundle carries no bytecode: each cold start "
-              "compiles every module it imports (about 0.2 s)", file=sys.stderr)
+              "compiles every module it imports again (slower to start: docs/deploy.md)", file=sys.stderr)
         return False
     # a fixed hash seed fixes the order of set constants, so the same sources give the same bytes and
     # the layer's digest (what deploy compares) changes only with its content; -s keeps the build's

@@ -33,11 +33,10 @@ INIT_MODEL_SIZES = {"synthetic": "small", "general": "medium", "random": None}
 BACKBONES = {"synthetic": Path(__file__).with_name("synthetic_backbone.npz"),
              "general": Path(__file__).with_name("general_backbone.npz")}
 # --init auto (a folder run's default): the general model's start below this many labelled images,
-# the synthetic one's from it on. From 5-minute runs (BENCHMARKS.md, "Which start"): with 50 labels
-# of captcha_images_v2 the synthetic start stayed on CTC's plateau (0%) and the general one read
-# 94.7%; with 200 of tjsp_captchas, and with all 1622, the synthetic start read as much or more
-# (90.6% against 89.4%; 96.8-98.5% against 95.8-97.5%), and the small network it gives is the
-# cheaper one to serve (docs/models.md: 1.1 MB a model; the medium general model 3.7 MB).
+# the synthetic one's from it on. Side by side in 5-minute runs (BENCHMARKS.md, "Which start"), the
+# synthetic start stayed on CTC's plateau with 50 labels where the general one read most of the
+# test; from 200 labels on it read as much or more, and the small network it gives costs less
+# memory as a served model (docs/models.md).
 GENERAL_START_BELOW = 200
 # what --resume may change
 RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit", "unlabelled_dir")

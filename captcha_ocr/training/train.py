@@ -273,7 +273,8 @@ def new_model(settings: TrainSettings, attempt: int = 0) -> keras.Model:
     keras.utils.set_random_seed(settings.seed + attempt)
     model = build_model(settings.height, settings.width, blank_index(settings.charset) + 1, settings.model_size)
     if settings.init != "random":
-        from captcha_ocr.training.pretrained import BACKBONES, transfer_backbone
+        from captcha_ocr.training.pretrained import transfer_backbone
+        from captcha_ocr.training.settings import BACKBONES
 
         if not BACKBONES[settings.init].is_file():
             raise DatasetError(f"--init {settings.init}: this package has no {BACKBONES[settings.init].name}")
