@@ -24,8 +24,8 @@ import numpy as np
 from captcha_ocr.errors import InvalidRequest, NoGapFound
 
 MAX_CANDIDATES = 3
-_ALIGN = 4  # px: how far a match may sit from where the piece drawn at its start really is
-_SAME_AS_PIECE = 20.0  # gray levels: a match this close to the piece, pixel by pixel, is the piece itself
+_ALIGN = 4  # px: how far from the slider's row the gap may sit, and from the left border its start
+_SAME_AS_PIECE = 4.0  # gray levels (RMS, both averaged over 3x3): a place this close to the piece is the piece itself
 _DIFFERENCE_FLOOR = 4.0  # gray levels: JPEG noise, averaged over 3x3, stays below
 _NOISE_TIMES = 6.0  # a changed pixel differs this many times more than the median pixel does
 
@@ -76,10 +76,30 @@ def _edges(gray: np.ndarray) -> np.ndarray:
     return np.hypot(dx, dy).astype(np.float32)
 
 
+def _fast_length(n: int) -> int:
+    """The smallest 2-3-5-smooth length >= n: an FFT of a prime length (a 263-px-wide slider) takes
+    several times longer than of a nearby smooth one, and zero padding leaves every valid place's sum as it is."""
+    while True:
+        m = n
+        for factor in (2, 3, 5):
+            while m % factor == 0:
+                m //= factor
+        if m == 1:
+            return n
+        n += 1
+
+
+def _spectrum(image: np.ndarray) -> np.ndarray:
+    """The image's 2-D real FFT, zero-padded to fast lengths (what _correlate takes)."""
+    return np.fft.rfft2(image, s=tuple(_fast_length(n) for n in image.shape))
+
+
 def _correlate(image_spectrum: np.ndarray, shape: tuple[int, int], kernel: np.ndarray) -> np.ndarray:
-    """Σ kernel[i, j] * image[y + i, x + j] for every (y, x) where the kernel fits, by FFT."""
-    kernel_spectrum = np.fft.rfft2(kernel, s=shape)
-    full = np.fft.irfft2(image_spectrum * np.conj(kernel_spectrum), s=shape)
+    """Σ kernel[i, j] * image[y + i, x + j] for every (y, x) where the kernel fits, by FFT, from the
+    image's _spectrum and its own shape."""
+    padded = tuple(_fast_length(n) for n in shape)
+    kernel_spectrum = np.fft.rfft2(kernel, s=padded)
+    full = np.fft.irfft2(image_spectrum * np.conj(kernel_spectrum), s=padded)
     return full[:shape[0] - kernel.shape[0] + 1, :shape[1] - kernel.shape[1] + 1]
 
 
@@ -96,7 +116,7 @@ def _ncc_and_strength(image: np.ndarray, template: np.ndarray) -> tuple[np.ndarr
     with the image there, and the plain correlation Σ template * image (one FFT correlation for both;
     the windows' sums from integral images)."""
     height, width = template.shape
-    strength = _correlate(np.fft.rfft2(image), image.shape, template)
+    strength = _correlate(_spectrum(image), image.shape, template)
     count = float(template.size)
     mean = float(template.mean())
     template_norm = float(np.sqrt(((template - mean) ** 2).sum()))
@@ -111,11 +131,11 @@ def _masked_ncc(image: np.ndarray, template: np.ndarray, mask: np.ndarray) -> np
     count = float(mask.sum())
     weights = mask * (template - (template * mask).sum() / count)
     shape = image.shape
-    spectrum = np.fft.rfft2(image)
+    spectrum = _spectrum(image)
     numerator = _correlate(spectrum, shape, weights)
     sums = _correlate(spectrum, shape, mask)
     del spectrum  # the arrays here are the request's largest: each is freed once used
-    variance = _correlate(np.fft.rfft2(image * image), shape, mask)
+    variance = _correlate(_spectrum(image * image), shape, mask)
     variance -= sums * sums / count
     del sums
     np.maximum(variance, 0.0, out=variance)
@@ -171,16 +191,20 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     colour edges: by NCC, for the shape, times the square root of the outline's mean edge strength
     there relative to the strongest place, so a faint decoy of a similar shape ranks below the real,
     strongly shaded gap; and times 1 plus the NCC of the piece's own pixels inside its outline (a
-    gap is the background's content shaded), which tells the gap from a photo's own edges. A place
-    whose pixels inside the outline equal the piece's is the piece itself drawn at its start, not a
-    gap: it is ranked last. A piece with no transparency has no outline to match: the edges of what
-    it shows are matched instead.
+    gap is the background's content shaded), which tells the gap from a photo's own edges. A piece
+    with no transparency has no outline to match: the edges of what it shows are matched instead.
+
+    A slider moves along one row, which the gap shares: where the piece is drawn at its start
+    (its own pixels, unshaded, at the left border) or sent as a strip as tall as the background
+    (its shape at its row, the rest transparent), matches on that row rank first, and the piece
+    itself, or a match overlapping it, is a candidate of last resort.
     """
     mask = (piece[..., 3] > 127).astype(np.float32)
     rows, columns = np.nonzero(mask)
     if len(rows) < 16:
         raise NoGapFound("the piece is transparent: no shape to look for")
     top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
+    row = int(top) if piece.shape[0] == background.shape[0] and bottom - top < piece.shape[0] else None
     piece, mask = piece[top:bottom, left:right], mask[top:bottom, left:right]
     height, width = mask.shape
     if height > background.shape[0] or width > background.shape[1]:
@@ -197,39 +221,50 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     score = shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
     del shape_match, strength
     score *= (1 + np.maximum(content, 0)) / 2
-    start = _drawn_piece(gray, piece_gray, inner > 0, content)
-    boxes, same = [], []
-    for x, y in _peaks(score, width, height, MAX_CANDIDATES + 2):
-        box = Box(int(x), int(y), int(width), int(height), float(np.clip(score[y, x], 0, 1)))
-        on_the_piece = start is not None and abs(x - start[0]) < width and abs(y - start[1]) < height
-        (same if on_the_piece or _is_the_piece(gray, piece_gray, inner > 0, x, y) else boxes).append(box)
-    boxes += same  # the piece drawn where it starts: a candidate of last resort
+    start = _drawn_piece(gray, piece_gray, inner)
+    if row is None and start is not None:
+        row = start[1]
+    if start is not None:  # the piece itself and what overlaps it: candidates of last resort
+        last = np.full(score.shape, False)
+        last[max(0, start[1] - height + 1):start[1] + height, :start[0] + width] = True
+        score_last = np.where(last, score, -np.inf)
+        score = np.where(last, -np.inf, score)
+    found = []
+    if row is not None:  # the slider's row first
+        band = np.full(score.shape, -np.inf)
+        band[max(0, row - _ALIGN):row + _ALIGN + 1] = score[max(0, row - _ALIGN):row + _ALIGN + 1]
+        found += _peaks(band, width, height, MAX_CANDIDATES)
+    found += [peak for peak in _peaks(score, width, height, MAX_CANDIDATES + 2)
+              if all(abs(peak[0] - x) > width // 2 or abs(peak[1] - y) > height // 2 for x, y in found)]
+    if start is not None:
+        found += _peaks(score_last, width, height, 1)
+        score = np.maximum(score, score_last)
+    boxes = [Box(int(x), int(y), int(width), int(height), float(np.clip(score[y, x], 0, 1))) for x, y in found]
+    if not boxes:
+        raise NoGapFound("no place in the background fits the piece")
     runner_up = boxes[1].score if len(boxes) > 1 else 0.0
     return Gap.of(boxes, boxes[0].score * min(1.0, 0.5 + (boxes[0].score - runner_up) * 5), "piece")
 
 
-def _drawn_piece(gray: np.ndarray, piece: np.ndarray, inner: np.ndarray, content: np.ndarray) -> tuple[int, int] | None:
-    """Where the piece itself is drawn at its start, if it is: the best content match within its own
-    width of the left border, when its pixels there are the piece's (matches overlapping it are not gaps)."""
-    strip = content[:, :piece.shape[1]]
-    y, x = np.unravel_index(int(np.argmax(strip)), strip.shape)
-    return (int(x), int(y)) if _is_the_piece(gray, piece, inner, int(x), int(y)) else None
-
-
-def _is_the_piece(gray: np.ndarray, piece: np.ndarray, inner: np.ndarray, x: int, y: int) -> bool:
-    """Whether the match at (x, y) is the piece itself, drawn at its start: within its own width of the
-    left border (where sliders start), and the same pixels as the piece, unshaded, give or take _ALIGN px."""
+def _drawn_piece(gray: np.ndarray, piece: np.ndarray, inner: np.ndarray) -> tuple[int, int] | None:
+    """Where the piece itself is drawn at its start, if it is: the place within its own width (and
+    _ALIGN px) of the left border where the background's pixels inside the piece's outline are the
+    piece's, unshaded. Both are averaged over 3x3 first, so JPEG's noise averages down: the piece
+    drawn then differs by under 4 gray levels (RMS), any other place, a gap included, by more
+    (_SAME_AS_PIECE)."""
     height, width = piece.shape
-    if x >= width:
-        return False
-    best = np.inf
-    for dy in range(-_ALIGN, _ALIGN + 1):
-        for dx in range(-_ALIGN, _ALIGN + 1):
-            top, left = y + dy, x + dx
-            if 0 <= top and 0 <= left and top + height <= gray.shape[0] and left + width <= gray.shape[1]:
-                window = gray[top:top + height, left:left + width]
-                best = min(best, float(np.abs(window[inner] - piece[inner]).mean()))
-    return best < _SAME_AS_PIECE
+    strip = _box_blur(gray[:, :min(gray.shape[1], 2 * width + _ALIGN)])
+    if strip.shape[1] < width:
+        return None
+    template = _box_blur(piece) * inner
+    count = float(inner.sum())
+    spectrum = _spectrum(strip)
+    cross = _correlate(spectrum, strip.shape, template)
+    squares = _correlate(_spectrum(strip * strip), strip.shape, inner)
+    rms = np.sqrt(np.maximum(float((template * template).sum()) - 2 * cross + squares, 0) / count)
+    rms = rms[:, :width + _ALIGN]
+    y, x = np.unravel_index(int(np.argmin(rms)), rms.shape)
+    return (int(x), int(y)) if rms[y, x] < _SAME_AS_PIECE else None
 
 
 # -- two backgrounds --------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ GRID = (INPUT[0] // STRIDE, INPUT[1] // STRIDE)
 
 
 def output_with_peaks(*peaks: tuple[int, int, float, float, float, float, float]) -> np.ndarray:
-    """A model output: heat logits of -8 but at each (row, column, logit, dx, dy, width, height) given."""
+    """A model output in the first detectors' "centre-size" encoding: heat logits of -8 but at each
+    (row, column, logit, dx, dy, width, height) given."""
     output = np.zeros((*GRID, 5), np.float32)
     output[..., 0] = -8
     for row, column, logit, dx, dy, width, height in peaks:
@@ -25,17 +26,51 @@ def output_with_peaks(*peaks: tuple[int, int, float, float, float, float, float]
 
 def test_the_strongest_peak_is_the_gap_in_the_backgrounds_pixels():
     size = (352, 192)  # twice the input: every input pixel is two of the background's
-    boxes = decode_heat_map(output_with_peaks((10, 20, 3.0, 0.5, 0.25, 20, 16), (4, 30, 1.0, 0, 0, 10, 10)), size)
+    output = output_with_peaks((10, 20, 3.0, 0.5, 0.25, 20, 16), (4, 30, 1.0, 0, 0, 10, 10))
+    boxes = decode_heat_map(output, size, encoding="centre-size")
     best = boxes[0]
     cx, cy = (20 + 0.5) * STRIDE * 2, (10 + 0.25) * STRIDE * 2
     assert (best.x, best.y, best.width, best.height) == (round(cx - 20), round(cy - 16), 40, 32)
     assert best.score > boxes[1].score and len(boxes) <= 3
 
 
+def test_edges_are_read_from_the_peaks_cell_in_cells_from_its_corner():
+    size = (352, 192)
+    output = np.zeros((*GRID, 5), np.float32)
+    output[..., 0] = -8
+    output[10, 20] = (3.0, -2.5, -2.0, 2.5, 2.0)  # edges 2.5 cells left and right, 2 up and down
+    best = decode_heat_map(output, size)[0]
+    assert (best.x, best.y, best.width, best.height) == (17.5 * 8, 8 * 8, 5 * 8, 4 * 8)
+
+
+def test_every_cell_round_the_centre_is_trained_to_read_the_same_box():
+    """A heat peak one cell off the centre's (the common miss) still reads the gap's own box."""
+    from captcha_ocr.slider_samples import Box
+    from captcha_ocr.training.gap import targets
+
+    box, size = Box(123, 57, 41, 38), (333, 180)
+    heat, regression = targets(box, size)
+    row, column = np.unravel_index(int(np.argmax(heat[..., 0])), GRID)
+    assert regression[..., 4].sum() == 9
+    for dy, dx in ((0, 0), (1, 0), (0, -1), (-1, 1)):
+        output = np.zeros((*GRID, 5), np.float32)
+        output[..., 0], output[..., 1:] = -8, regression[..., :4]
+        output[row + dy, column + dx, 0] = 3
+        found = decode_heat_map(output, size)[0]
+        assert (found.x, found.y, found.width, found.height) == (box.x, box.y, box.width, box.height)
+
+
+def test_an_unknown_box_encoding_is_a_config_error():
+    from captcha_ocr.config import ConfigError
+
+    with pytest.raises(ConfigError, match="box_encoding"):
+        decode_heat_map(np.zeros((*GRID, 5), np.float32), (176, 96), encoding="corners")
+
+
 def test_neighbouring_cells_of_one_peak_give_one_candidate():
     output = output_with_peaks((10, 20, 3.0, 0.5, 0.5, 20, 20), (10, 21, 2.5, 0.5, 0.5, 20, 20),
                                (3, 5, 0.5, 0.5, 0.5, 20, 20))
-    boxes = decode_heat_map(output, (176, 96))
+    boxes = decode_heat_map(output, (176, 96), encoding="centre-size")
     assert [(round(b.x), round(b.y)) for b in boxes[:2]] == [(72, 32), (12, 4)]
 
 

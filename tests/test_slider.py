@@ -59,6 +59,55 @@ def test_the_piece_drawn_at_its_start_is_not_taken_for_the_gap():
     assert sum(off_by(gap, s.gap) <= 3 for gap, s in zip(found, drawn)) >= 19
 
 
+def _two_equal_gaps(seed: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]:
+    """A background holding its gap twice, pixel for pixel, on rows 20+ px apart, and the piece: only
+    the slider's row can tell which one the piece slides to."""
+    slider = generate_slider(seed, piece_drawn=False, decoy=False)
+    background, piece, g = rgba(slider.background).copy(), rgba(slider.piece), slider.gap
+    copy = background[g.y:g.y + g.height, g.x:g.x + g.width].copy()
+    height, width = background.shape[:2]
+    x2 = g.x + g.width + 8 if g.x + 2 * g.width + 8 < width else g.x - g.width - 8  # right of it, or left
+    y2 = g.y + 24 if g.y + g.height + 24 < height else g.y - 24
+    assert x2 >= 2 * g.width and 0 <= y2, "the seed leaves no room for a second gap"
+    background[y2:y2 + g.height, x2:x2 + g.width] = copy
+    return background, piece, (g.x, g.y), (x2, y2)
+
+
+def _roomy(seed: int) -> bool:
+    try:
+        _two_equal_gaps(seed)
+    except AssertionError:
+        return False
+    return True
+
+
+ROOMY = [seed for seed in range(20, 40) if _roomy(seed)][:3]
+
+
+@pytest.mark.parametrize("seed", ROOMY)
+def test_a_piece_as_tall_as_the_background_slides_along_its_own_row(seed):
+    """Sites that send the piece as a strip as tall as the background (the rest transparent) say its row."""
+    background, piece, first, second = _two_equal_gaps(seed)
+    for x, y in (first, second):
+        strip = np.zeros((background.shape[0], piece.shape[1], 4), np.uint8)
+        strip[y:y + piece.shape[0]] = piece
+        found = match_piece(background, strip)
+        assert (abs(found.x - x), abs(found.y - y)) <= (3, 3), (found, (x, y))
+
+
+@pytest.mark.parametrize("seed", ROOMY)
+def test_the_piece_drawn_at_its_start_gives_the_row_of_its_gap(seed):
+    background, piece, first, second = _two_equal_gaps(seed)
+    for x, y in (first, second):
+        drawn = background.copy()
+        alpha = piece[..., 3:4] / 255
+        region = drawn[y:y + piece.shape[0], 5:5 + piece.shape[1], :3]
+        region[:] = (region * (1 - alpha) + piece[..., :3] * alpha).round()
+        found = match_piece(drawn, piece)
+        assert (abs(found.x - x), abs(found.y - y)) <= (3, 3), (found, (x, y))
+        assert all(box.x > 5 + piece.shape[1] // 2 for box in found.candidates[:2])  # the drawn piece comes last
+
+
 def test_candidates_are_ranked_and_at_most_three():
     slider = generate_slider(3, piece_drawn=False)  # the piece drawn at its start is ranked last whatever its score
     gap = match_piece(rgba(slider.background), rgba(slider.piece))

@@ -39,9 +39,21 @@ def network_input(rgb: Image.Image) -> np.ndarray:
     return np.asarray(rgb.resize((INPUT[1], INPUT[0]), Image.Resampling.BILINEAR), dtype=np.float32) / 255
 
 
-def decode_heat_map(output: np.ndarray, size: tuple[int, int], count: int = MAX_CANDIDATES) -> list[Box]:
+BOX_ENCODINGS = ("edges", "centre-size")  # what a detector's four box channels hold (gap.json "box_encoding")
+
+
+def decode_heat_map(output: np.ndarray, size: tuple[int, int], count: int = MAX_CANDIDATES,
+                    encoding: str = "edges") -> list[Box]:
     """The model's (rows, columns, 5) output -> up to `count` boxes in the background's pixels
-    ((width, height) = size), best first: each a local maximum of the heat map."""
+    ((width, height) = size), best first: each a local maximum of the heat map.
+
+    The four box channels of a peak's cell are, by `encoding`: "edges", the box's left, top, right
+    and bottom edges in cells from the cell's corner (trained at the centre's cell and its eight
+    neighbours, so a peak one cell off still reads the right box); or "centre-size" (the first
+    detectors), the centre's offset in its cell and the log width and height in input pixels.
+    """
+    if encoding not in BOX_ENCODINGS:
+        raise ConfigError(f"unknown box_encoding {encoding!r}: expected one of {', '.join(BOX_ENCODINGS)}")
     heat = _sigmoid(output[..., 0].astype(np.float64))
     padded = np.pad(heat, 1, constant_values=-1.0)
     neighbours = np.max([padded[1 + dy:1 + dy + heat.shape[0], 1 + dx:1 + dx + heat.shape[1]]
@@ -51,11 +63,19 @@ def decode_heat_map(output: np.ndarray, size: tuple[int, int], count: int = MAX_
     scale_x, scale_y = INPUT[1] / size[0], INPUT[0] / size[1]
     boxes = []
     for row, column in zip(rows[order], columns[order]):
-        dx, dy, log_width, log_height = output[row, column, 1:5].astype(np.float64)
-        width, height = np.exp(np.clip(log_width, 0, 6)) / scale_x, np.exp(np.clip(log_height, 0, 6)) / scale_y
-        cx, cy = (column + dx) * STRIDE / scale_x, (row + dy) * STRIDE / scale_y
-        boxes.append(Box(int(round(cx - width / 2)), int(round(cy - height / 2)), int(round(width)),
-                         int(round(height)), float(heat[row, column])))
+        channels = output[row, column, 1:5].astype(np.float64)
+        if encoding == "edges":
+            left, top, right, bottom = channels + (column, row, column, row)
+        else:
+            dx, dy, log_width, log_height = channels
+            half_width = np.exp(np.clip(log_width, 0, 6)) / STRIDE / 2
+            half_height = np.exp(np.clip(log_height, 0, 6)) / STRIDE / 2
+            left, right = column + dx - half_width, column + dx + half_width
+            top, bottom = row + dy - half_height, row + dy + half_height
+        x, y = left * STRIDE / scale_x, top * STRIDE / scale_y
+        width, height = max(right - left, 0.0) * STRIDE / scale_x, max(bottom - top, 0.0) * STRIDE / scale_y
+        boxes.append(Box(int(round(x)), int(round(y)), int(round(width)), int(round(height)),
+                         float(heat[row, column])))
     return boxes
 
 
@@ -78,6 +98,9 @@ class GapDetector:
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
+        self.box_encoding = self.config.get("box_encoding", "centre-size")  # the first detectors' gap.json had none
+        if self.box_encoding not in BOX_ENCODINGS:
+            raise ConfigError(f"{config_path}: unknown box_encoding {self.box_encoding!r}")
         if [int(n) for n in self._input["shape"]] != [1, *INPUT, 3]:
             raise ConfigError(f"{model_path.name}: input shape {list(self._input['shape'])}, expected [1, {INPUT}, 3]")
         self._lock = threading.Lock()
@@ -99,5 +122,5 @@ class GapDetector:
             self._interpreter.set_tensor(self._input["index"], tensor[np.newaxis])
             self._interpreter.invoke()
             output = self._interpreter.get_tensor(self._output["index"])[0]
-        boxes = decode_heat_map(output, size)
+        boxes = decode_heat_map(output, size, encoding=self.box_encoding)
         return Gap.of(boxes, boxes[0].score, "detector")

@@ -29,6 +29,7 @@ from captcha_ocr.slider_samples import Box, generate_slider
 from captcha_ocr.training.photos import photo_background
 
 SIGMA_CELLS = 1.0  # the heat target's spread around the centre cell
+BOX_ENCODING = "edges"  # what targets() trains the box channels to hold (decode_heat_map's encodings)
 VALIDATION_SEED = 700_000
 
 
@@ -39,16 +40,22 @@ def input_array(background: bytes) -> tuple[np.ndarray, tuple[int, int]]:
 
 
 def targets(box: Box, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The heat target (grid, 1) and the regression target with its mask (grid, 5): offset x, y in the
-    cell, log width and height in input pixels, and 1 at the centre's cell."""
+    """The heat target (grid, 1) and the regression target with its mask (grid, 5): the box's left, top,
+    right and bottom edges in cells from each cell's corner (the "edges" encoding of decode_heat_map),
+    set at the centre's cell and its eight neighbours, so that a heat peak one cell off reads the same
+    box; the mask is 1 there."""
     rows, columns = INPUT[0] // STRIDE, INPUT[1] // STRIDE
-    scale_x, scale_y = INPUT[1] / size[0], INPUT[0] / size[1]
-    cx, cy = (box.x + box.width / 2) * scale_x / STRIDE, (box.y + box.height / 2) * scale_y / STRIDE
-    column, row = min(int(cx), columns - 1), min(int(cy), rows - 1)
+    scale_x, scale_y = INPUT[1] / size[0] / STRIDE, INPUT[0] / size[1] / STRIDE  # background px -> cells
+    left, right = box.x * scale_x, (box.x + box.width) * scale_x
+    top, bottom = box.y * scale_y, (box.y + box.height) * scale_y
+    column, row = min(int((left + right) / 2), columns - 1), min(int((top + bottom) / 2), rows - 1)
     yy, xx = np.mgrid[0:rows, 0:columns]
     heat = np.exp(-((xx - column) ** 2 + (yy - row) ** 2) / (2 * SIGMA_CELLS**2)).astype(np.float32)[..., None]
     regression = np.zeros((rows, columns, 5), np.float32)
-    regression[row, column] = (cx - column, cy - row, np.log(box.width * scale_x), np.log(box.height * scale_y), 1)
+    for cell_row in range(max(0, row - 1), min(rows, row + 2)):
+        for cell_column in range(max(0, column - 1), min(columns, column + 2)):
+            regression[cell_row, cell_column] = (left - cell_column, top - cell_row, right - cell_column,
+                                                 bottom - cell_row, 1)
     return heat, regression
 
 
@@ -86,7 +93,8 @@ def build_model():
 
 
 def loss(y_true, y_pred):
-    """Focal loss on the heat map (CenterNet's, penalty-reduced near the centre), L1 on the box at the centre."""
+    """Focal loss on the heat map (CenterNet's, penalty-reduced near the centre), L1 on the box's edges
+    (in cells) where the mask says: the centre's cell and its neighbours."""
     import keras.ops as ops
 
     heat_true, regression, mask = y_true[..., :1], y_true[..., 1:5], y_true[..., 5:6]
@@ -96,7 +104,7 @@ def loss(y_true, y_pred):
     negative = -ops.log(1 - heat) * heat**2 * (1 - heat_true) ** 4 * (1 - centre)
     count = ops.maximum(ops.sum(centre), 1.0)
     focal = (ops.sum(positive) + ops.sum(negative)) / count
-    box = ops.sum(ops.abs(y_pred[..., 1:5] - regression) * mask) / count
+    box = ops.sum(ops.abs(y_pred[..., 1:5] - regression) * mask) / ops.maximum(ops.sum(mask), 1.0)
     return focal + box
 
 
@@ -104,7 +112,7 @@ def within(model, images: np.ndarray, truths: list, pixels: int = 5) -> float:
     outputs = model.predict(images, verbose=0, batch_size=64)
     right = 0
     for output, (box, size) in zip(outputs, truths):
-        found = decode_heat_map(output, size)[0]
+        found = decode_heat_map(output, size, encoding=BOX_ENCODING)[0]
         right += max(abs(found.x - box.x), abs(found.y - box.y)) <= pixels
     return right / len(truths)
 
@@ -192,7 +200,8 @@ def export(run: Path, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     (target / MODEL_FILE).write_bytes(converter.convert())
     config = {"kind": "gap-detector", "model_file": MODEL_FILE, "sha256": file_sha256(target / MODEL_FILE),
-              "input": {"height": INPUT[0], "width": INPUT[1], "channels": 3}, "stride": STRIDE}
+              "input": {"height": INPUT[0], "width": INPUT[1], "channels": 3}, "stride": STRIDE,
+              "box_encoding": BOX_ENCODING}
     (target / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
     return target
 
