@@ -25,6 +25,7 @@ from captcha_ocr.errors import InvalidRequest, NoGapFound
 
 MAX_CANDIDATES = 3
 _ALIGN = 4  # px: how far from the slider's row the gap may sit, and from the left border its start
+_DISTINCT_FROM, _DISTINCT_WEIGHT = 3.0, 0.1  # a content match this many standard deviations above the median counts
 _SAME_AS_PIECE = 4.0  # gray levels (RMS, both averaged over 3x3): a place this close to the piece is the piece itself
 _DIFFERENCE_FLOOR = 4.0  # gray levels: JPEG noise, averaged over 3x3, stays below
 _NOISE_TIMES = 6.0  # a changed pixel differs this many times more than the median pixel does
@@ -221,6 +222,11 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     score = shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
     del shape_match, strength
     score *= (1 + np.maximum(content, 0)) / 2
+    # where the piece's content stands out of the whole map (a textured piece matches one place),
+    # that alone tells the gap, even unrimmed in a photo whose own edges drown its outline
+    distinct = (content - float(np.median(content))) / max(float(content.std()), 1e-6)
+    score = np.maximum(score, 0) + _DISTINCT_WEIGHT * np.maximum(distinct - _DISTINCT_FROM, 0)
+    del distinct
     start = _drawn_piece(gray, piece_gray, inner)
     if row is None and start is not None:
         row = start[1]
