@@ -29,6 +29,8 @@ _DISTINCT_FROM, _DISTINCT_WEIGHT = 3.0, 0.1  # a content match this many standar
 _SAME_AS_PIECE = 4.0  # gray levels (RMS, both averaged over 3x3): a place this close to the piece is the piece itself
 _DIFFERENCE_FLOOR = 4.0  # gray levels: JPEG noise, averaged over 3x3, stays below
 _NOISE_TIMES = 6.0  # a changed pixel differs this many times more than the median pixel does
+_SHADING_FLOOR = 0.1  # a changed pixel moved at least this share of the way to black or to white
+_SHADING_BASE = 16.0  # gray levels: below this a pixel's share is taken of 16 (JPEG's noise on near-black)
 
 
 @dataclass(frozen=True)
@@ -304,10 +306,16 @@ def compare_backgrounds(background: np.ndarray, full: np.ndarray) -> Gap:
     if background.shape != full.shape:
         raise InvalidRequest(f"the two backgrounds differ in size: {background.shape[1]}x{background.shape[0]} "
                              f"and {full.shape[1]}x{full.shape[0]}")
-    difference = np.abs(_box_blur(gray_of(background)) - _box_blur(gray_of(full)))
+    shaded, plain = _box_blur(gray_of(background)), _box_blur(gray_of(full))
+    difference = np.abs(shaded - plain)
     noise = float(np.median(difference))  # most pixels are the same: their difference is the encoding's noise
-    threshold = max(_DIFFERENCE_FLOOR, _NOISE_TIMES * noise, 0.25 * float(np.percentile(difference, 99.7)))
-    changed = difference > threshold
+    threshold = max(_DIFFERENCE_FLOOR, _NOISE_TIMES * noise)
+    # a gap is shaded by a share of what each pixel could move (darkened towards 0, lightened towards
+    # 255): that share, not the difference, is even across it, so a gap half on dark ground stays whole
+    shading = np.maximum((plain - shaded) / np.maximum(plain, _SHADING_BASE),
+                         (shaded - plain) / np.maximum(255 - plain, _SHADING_BASE))
+    changed = (difference > threshold) & (shading > max(_SHADING_FLOOR, 0.25 * float(np.percentile(shading, 99.7))))
+    del shaded, plain, shading
     total = float(difference[changed].sum())
     if total == 0:
         if noise * _NOISE_TIMES > threshold / 2 and noise > _DIFFERENCE_FLOOR:
