@@ -26,6 +26,7 @@ from captcha_ocr.errors import InvalidRequest, NoGapFound
 MAX_CANDIDATES = 3
 _ALIGN = 4  # px: how far from the slider's row the gap may sit, and from the left border its start
 _DISTINCT_FROM, _DISTINCT_WEIGHT = 3.0, 0.1  # a content match this many standard deviations above the median counts
+_GROUND_TOLERANCE = 40.0  # levels (any channel): how far from the border's colour a pixel is still ground (JPEG rings)
 _SAME_AS_PIECE = 4.0  # gray levels (RMS, both averaged over 3x3): a place this close to the piece is the piece itself
 _DIFFERENCE_FLOOR = 4.0  # gray levels: JPEG noise, averaged over 3x3, stays below
 _NOISE_TIMES = 6.0  # a changed pixel differs this many times more than the median pixel does
@@ -203,6 +204,8 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     itself, or a match overlapping it, is a candidate of last resort.
     """
     mask = (piece[..., 3] > 127).astype(np.float32)
+    if mask.all():  # an opaque piece (a JPEG, or a PNG without alpha) may still show its shape on a plain ground
+        mask = _shape_on_plain_ground(piece)
     rows, columns = np.nonzero(mask)
     if len(rows) < 16:
         raise NoGapFound("the piece is transparent: no shape to look for")
@@ -252,6 +255,24 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
         raise NoGapFound("no place in the background fits the piece")
     runner_up = boxes[1].score if len(boxes) > 1 else 0.0
     return Gap.of(boxes, boxes[0].score * min(1.0, 0.5 + (boxes[0].score - runner_up) * 5), "piece")
+
+
+def _shape_on_plain_ground(piece: np.ndarray) -> np.ndarray:
+    """An opaque piece's shape, (h, w) float32 1 inside: where its corners are one colour (the white
+    or black a site fills round the shape before saving it as JPEG; a puzzle piece never fills its
+    box's corners), the pixels of about that colour seen from the border along a row or a column
+    are ground, the rest the shape. A piece with no such ground is all shape (its rectangle is
+    matched). Bounded: four cumulative passes."""
+    rgb = piece[..., :3].astype(np.float32)
+    corners = rgb[[0, 0, -1, -1], [0, -1, 0, -1]]
+    colour = np.median(corners, axis=0)
+    if (np.abs(corners - colour).max(axis=1) <= _GROUND_TOLERANCE).sum() < 3:
+        return np.ones(piece.shape[:2], np.float32)
+    ground = np.abs(rgb - colour).max(axis=2) <= _GROUND_TOLERANCE
+    seen = (np.logical_and.accumulate(ground, axis=1) | np.logical_and.accumulate(ground[:, ::-1], axis=1)[:, ::-1]
+            | np.logical_and.accumulate(ground, axis=0) | np.logical_and.accumulate(ground[::-1], axis=0)[::-1])
+    shape = ~seen
+    return shape.astype(np.float32) if shape.sum() >= 16 else np.ones(piece.shape[:2], np.float32)
 
 
 def _drawn_piece(gray: np.ndarray, piece: np.ndarray, inner: np.ndarray) -> tuple[int, int] | None:
