@@ -191,17 +191,11 @@ def colour_edges(rgba: np.ndarray) -> np.ndarray:
 def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     """The piece's best position in the background, both (h, w, 4) RGBA uint8 arrays.
 
-    The piece's outline (a band along the edge of its shape) is matched against the background's
-    colour edges: by NCC, for the shape, times the square root of the outline's mean edge strength
-    there relative to the strongest place, so a faint decoy of a similar shape ranks below the real,
-    strongly shaded gap; and times 1 plus the NCC of the piece's own pixels inside its outline (a
-    gap is the background's content shaded), which tells the gap from a photo's own edges. A piece
-    with no transparency has no outline to match: the edges of what it shows are matched instead.
-
-    A slider moves along one row, which the gap shares: where the piece is drawn at its start
-    (its own pixels, unshaded, at the left border) or sent as a strip as tall as the background
-    (its shape at its row, the rest transparent), matches on that row rank first, and the piece
-    itself, or a match overlapping it, is a candidate of last resort.
+    Every place is scored by _place_scores. A slider moves along one row, which the gap shares:
+    where the piece is drawn at its start (its own pixels, unshaded, at the left border) or sent as
+    a strip as tall as the background (its shape at its row, the rest transparent), the best places
+    on that row rank first, and the piece itself, or a place overlapping it, is a candidate of last
+    resort. An opaque piece (a JPEG) on a plain white or black ground has its shape read from it.
     """
     mask = (piece[..., 3] > 127).astype(np.float32)
     if mask.all():  # an opaque piece (a JPEG, or a PNG without alpha) may still show its shape on a plain ground
@@ -216,32 +210,56 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     if height > background.shape[0] or width > background.shape[1]:
         raise InvalidRequest(f"the piece ({width}x{height}) is larger than the background "
                              f"({background.shape[1]}x{background.shape[0]})")
-    if mask.all():  # no transparency, so no outline: the edges of what it shows are matched instead
-        shape_match, strength = _ncc_and_strength(colour_edges(background), colour_edges(piece))
-    else:
-        shape_match, strength = _ncc_and_strength(colour_edges(background), _grown(mask, 1) - _shrunk(mask, 2))
     inner = _shrunk(mask, 3)
     inner = inner if inner.sum() >= 16 else mask
     gray, piece_gray = gray_of(background), gray_of(piece)
+    score = _place_scores(background, piece, mask, gray, piece_gray, inner)
+    start = _drawn_piece(gray, piece_gray, inner)
+    if row is None and start is not None:
+        row = start[1]
+    boxes = [Box(int(x), int(y), int(width), int(height), float(np.clip(score[y, x], 0, 1)))
+             for x, y in _ranked_places(score, width, height, row, start)]
+    if not boxes:
+        raise NoGapFound("no place in the background fits the piece")
+    runner_up = boxes[1].score if len(boxes) > 1 else 0.0
+    return Gap.of(boxes, boxes[0].score * min(1.0, 0.5 + (boxes[0].score - runner_up) * 5), "piece")
+
+
+def _place_scores(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, gray: np.ndarray,
+                  piece_gray: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """How well the piece fits at every place (the top-left corners where it fits).
+
+    The piece's outline (a band along the edge of its shape) is matched against the background's
+    colour edges: by NCC, for the shape, times the square root of the outline's mean edge strength
+    there relative to the strongest place, so a faint decoy of a similar shape ranks below the real,
+    strongly shaded gap; and times 1 plus the NCC of the piece's own pixels inside its outline (a
+    gap is the background's content shaded), which tells the gap from a photo's own edges. Where
+    that content match stands out of its map (a textured piece matches one place), the excess is
+    added: it tells an unrimmed gap even where a photo's own edges drown its outline. A piece with
+    no transparency has no outline: the edges of what it shows are matched instead.
+    """
+    if mask.all():
+        shape_match, strength = _ncc_and_strength(colour_edges(background), colour_edges(piece))
+    else:
+        shape_match, strength = _ncc_and_strength(colour_edges(background), _grown(mask, 1) - _shrunk(mask, 2))
     content = _masked_ncc(gray, piece_gray, inner)
     score = shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
     del shape_match, strength
     score *= (1 + np.maximum(content, 0)) / 2
-    # where the piece's content stands out of the whole map (a textured piece matches one place),
-    # that alone tells the gap, even unrimmed in a photo whose own edges drown its outline
     distinct = (content - float(np.median(content))) / max(float(content.std()), 1e-6)
-    score = np.maximum(score, 0) + _DISTINCT_WEIGHT * np.maximum(distinct - _DISTINCT_FROM, 0)
-    del distinct
-    start = _drawn_piece(gray, piece_gray, inner)
-    if row is None and start is not None:
-        row = start[1]
-    if start is not None:  # the piece itself and what overlaps it: candidates of last resort
+    return np.maximum(score, 0) + _DISTINCT_WEIGHT * np.maximum(distinct - _DISTINCT_FROM, 0)
+
+
+def _ranked_places(score: np.ndarray, width: int, height: int, row: int | None,
+                   start: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """The best places, best first: those within _ALIGN px of the slider's row (if known) before the
+    rest, and the piece drawn at its start (and what overlaps it) last."""
+    if start is not None:
         last = np.full(score.shape, False)
         last[max(0, start[1] - height + 1):start[1] + height, :start[0] + width] = True
-        score_last = np.where(last, score, -np.inf)
-        score = np.where(last, -np.inf, score)
+        score_last, score = np.where(last, score, -np.inf), np.where(last, -np.inf, score)
     found = []
-    if row is not None:  # the slider's row first
+    if row is not None:
         band = np.full(score.shape, -np.inf)
         band[max(0, row - _ALIGN):row + _ALIGN + 1] = score[max(0, row - _ALIGN):row + _ALIGN + 1]
         found += _peaks(band, width, height, MAX_CANDIDATES)
@@ -249,12 +267,7 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
               if all(abs(peak[0] - x) > width // 2 or abs(peak[1] - y) > height // 2 for x, y in found)]
     if start is not None:
         found += _peaks(score_last, width, height, 1)
-        score = np.maximum(score, score_last)
-    boxes = [Box(int(x), int(y), int(width), int(height), float(np.clip(score[y, x], 0, 1))) for x, y in found]
-    if not boxes:
-        raise NoGapFound("no place in the background fits the piece")
-    runner_up = boxes[1].score if len(boxes) > 1 else 0.0
-    return Gap.of(boxes, boxes[0].score * min(1.0, 0.5 + (boxes[0].score - runner_up) * 5), "piece")
+    return found
 
 
 def _shape_on_plain_ground(piece: np.ndarray) -> np.ndarray:
