@@ -108,3 +108,20 @@ def test_slide_train_goes_on_from_the_shipped_detector_and_its_export_serves(tmp
     assert scored.returncode == 0, scored.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["sliders"] == 20 and report["within_10px"] >= 0.5 and not report["failures"]
+
+
+@pytest.mark.slow
+def test_a_detector_run_resumes_from_its_checkpoint_and_cached_sliders(tmp_path):
+    """A training run stopped goes on: the same generated sliders (read back from the run folder,
+    not drawn again) and the history, one epoch more."""
+    from captcha_ocr.training.gap import train
+
+    run = tmp_path / "run"
+    train(run, minutes=0, train_count=24, seed=3, validation_count=6)
+    cache = next(run.glob("sliders-*.npz"))
+    written = cache.stat().st_mtime_ns
+    assert [row["epoch"] for row in json.loads((run / "history.json").read_text())] == [1]
+    train(run, minutes=0, train_count=24, seed=3, validation_count=6, resume=True, learning_rate=5e-4)
+    history = json.loads((run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2] and history[1]["resumed"]
+    assert cache.stat().st_mtime_ns == written and (run / "best.keras").is_file()

@@ -8,7 +8,8 @@ decodes them in the background's own pixels. It learns on generated sliders (sli
 photo and procedural backgrounds, decoys, the piece drawn at its start, JPEG artefacts), and
 `captcha-ocr slide-train` goes on from it on a folder of labelled sliders.
 
-    python -m captcha_ocr.training.gap --out runs/gap --minutes 20        # the shipped detector
+    python -m captcha_ocr.training.gap --out runs/gap --minutes 20        # docs/slider.md: the shipped one's command
+    python -m captcha_ocr.training.gap --out runs/gap --minutes 10 --resume --learning-rate 5e-4   # goes on
 """
 
 from __future__ import annotations
@@ -117,34 +118,63 @@ def within(model, images: np.ndarray, truths: list, pixels: int = 5) -> float:
     return right / len(truths)
 
 
-def train(out: Path, minutes: float, train_count: int, seed: int, validation_count: int = 500) -> dict:
+def _cached_dataset(out: Path, seeds: range) -> tuple[np.ndarray, np.ndarray]:
+    """dataset(seeds) as the network's input and targets, generated once per run folder: the images
+    are kept as the 8-bit pixels they were resized to (network_input divides them by 255), so a
+    resumed run reads them back exactly instead of drawing them again (minutes on 2 cores)."""
+    cache = out / f"sliders-{seeds.start}-{seeds.stop}.npz"
+    if cache.is_file():
+        with np.load(cache) as stored:
+            pixels, boxes, sizes = stored["pixels"], stored["boxes"], stored["sizes"]
+    else:
+        images, _, _, truths = dataset(seeds)
+        pixels = np.round(images * 255).astype(np.uint8)
+        del images
+        boxes = np.array([(box.x, box.y, box.width, box.height) for box, _ in truths], np.int32)
+        sizes = np.array([size for _, size in truths], np.int32)
+        np.savez(cache, pixels=pixels, boxes=boxes, sizes=sizes)
+    labels = [targets(Box(*map(int, box)), (int(size[0]), int(size[1]))) for box, size in zip(boxes, sizes)]
+    return pixels.astype(np.float32) / 255, np.stack([np.concatenate(pair, axis=-1) for pair in labels])
+
+
+def train(out: Path, minutes: float, train_count: int, seed: int, validation_count: int = 500,
+          resume: bool = False, learning_rate: float = 2e-3) -> dict:
+    """Train for `minutes` (at least one epoch), keeping the epoch that places most of the held-out
+    sliders within 5 px as out/best.keras; `resume` goes on from that checkpoint and its history
+    (out/history.json, written every epoch) at a constant `learning_rate`."""
     import keras
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    images, heats, regressions, _ = dataset(range(seed * 10_000_000, seed * 10_000_000 + train_count))
+    images, targets_ = _cached_dataset(out, range(seed * 10_000_000, seed * 10_000_000 + train_count))
     validation, _, _, truths = dataset(range(VALIDATION_SEED, VALIDATION_SEED + validation_count))
-    targets_ = np.concatenate([heats, regressions], axis=-1)
     keras.utils.set_random_seed(seed)
-    model = build_model()
-    steps = max(1, train_count // 32)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps * 200, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
-    history, best = [], -1.0
+    if resume:
+        model = keras.models.load_model(out / "best.keras", compile=False)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+        history = json.loads((out / "history.json").read_text())
+        best = within(model, validation, truths)
+    else:
+        model = build_model()
+        steps = max(1, train_count // 32)
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps * 200, alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+        history, best = [], -1.0
     print(f"{train_count} generated sliders ready in {time.monotonic() - started:.0f} s; training for "
           f"{minutes} minutes", flush=True)
-    started, epoch = time.monotonic(), 0
-    while epoch == 0 or time.monotonic() - started < minutes * 60:
+    started, epoch, first = time.monotonic(), len(history), len(history)
+    while epoch == first or time.monotonic() - started < minutes * 60:
         epoch += 1
         fitted = model.fit(images, targets_, batch_size=32, epochs=1, verbose=0, shuffle=True)
         accuracy = within(model, validation, truths)
         history.append({"epoch": epoch, "loss": float(fitted.history["loss"][-1]), "within_5px": accuracy,
-                        "elapsed_s": round(time.monotonic() - started, 1)})
+                        "elapsed_s": round(time.monotonic() - started, 1), "learning_rate": learning_rate,
+                        "resumed": resume})
         print(json.dumps(history[-1]), flush=True)
         if accuracy > best:
             best = accuracy
             model.save(out / "best.keras")
-    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+        (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     return {"best_within_5px": best, "epochs": epoch}
 
 
@@ -212,9 +242,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--train", type=int, default=12_000, help="generated sliders to train on")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--resume", action="store_true", help="go on from OUT/best.keras and OUT/history.json")
+    parser.add_argument("--learning-rate", type=float, default=2e-3,
+                        help="Adam's (default 2e-3, cosine-decayed; constant when resuming)")
     parser.add_argument("--export", type=Path, help="then write the detector (gap.tflite, gap.json) here")
     args = parser.parse_args()
-    print(json.dumps(train(args.out, args.minutes, args.train, args.seed)))
+    print(json.dumps(train(args.out, args.minutes, args.train, args.seed, resume=args.resume,
+                           learning_rate=args.learning_rate)))
     if args.export:
         export(args.out, args.export)
 
