@@ -349,6 +349,8 @@ def compare_backgrounds(background: np.ndarray, full: np.ndarray) -> Gap:
     shading = np.maximum((plain - shaded) / np.maximum(plain, _SHADING_BASE),
                          (shaded - plain) / np.maximum(255 - plain, _SHADING_BASE))
     changed = (difference > threshold) & (shading > max(_SHADING_FLOOR, 0.25 * float(np.percentile(shading, 99.7))))
+    if not changed.any():  # no pixel moved a tenth of its way (grey on near-black): a quarter of the largest difference
+        changed = difference > max(threshold, 0.25 * float(np.percentile(difference, 99.7)))
     del shaded, plain, shading
     total = float(difference[changed].sum())
     if total == 0:

@@ -152,6 +152,17 @@ def test_an_opaque_piece_on_a_plain_ground_is_matched_by_its_shape(ground, form,
     assert right >= share * len(sliders), right
 
 
+def test_a_gap_moved_only_a_little_of_its_way_is_still_found():
+    """Greyed on near-black ground, a gap moves its pixels a few levels, a thirtieth of their way to
+    white: too little a share, so the large differences are the gap."""
+    full = np.full((150, 300, 4), 255, np.uint8)
+    full[..., :3] = 20
+    background = full.copy()
+    background[40:90, 200:250, :3] = 28
+    found = compare_backgrounds(background, full)
+    assert max(abs(found.x - 200), abs(found.y - 40)) <= 3, found
+
+
 def test_what_has_no_gap_is_a_clear_error():
     slider = generate_slider(4)
     background, piece = rgba(slider.background), rgba(slider.piece)
