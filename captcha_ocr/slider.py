@@ -294,14 +294,11 @@ def _drawn_piece(gray: np.ndarray, piece: np.ndarray, inner: np.ndarray) -> tupl
     piece's, unshaded. Both are averaged over 3x3 first, so JPEG's noise averages down: the piece
     drawn then differs by under 4 gray levels (RMS), any other place, a gap included, by more
     (_SAME_AS_PIECE)."""
-    height, width = piece.shape
+    width = piece.shape[1]  # at most the background's (match_piece refuses a larger piece)
     strip = _box_blur(gray[:, :min(gray.shape[1], 2 * width + _ALIGN)])
-    if strip.shape[1] < width:
-        return None
     template = _box_blur(piece) * inner
     count = float(inner.sum())
-    spectrum = _spectrum(strip)
-    cross = _correlate(spectrum, strip.shape, template)
+    cross = _correlate(_spectrum(strip), strip.shape, template)
     squares = _correlate(_spectrum(strip * strip), strip.shape, inner)
     rms = np.sqrt(np.maximum(float((template * template).sum()) - 2 * cross + squares, 0) / count)
     rms = rms[:, :width + _ALIGN]
