@@ -98,13 +98,25 @@ def _spectrum(image: np.ndarray) -> np.ndarray:
     return np.fft.rfft2(image, s=tuple(_fast_length(n) for n in image.shape))
 
 
-def _correlate(image_spectrum: np.ndarray, shape: tuple[int, int], kernel: np.ndarray) -> np.ndarray:
-    """Σ kernel[i, j] * image[y + i, x + j] for every (y, x) where the kernel fits, by FFT, from the
-    image's _spectrum and its own shape."""
+def _kernel_spectrum(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The kernel's _spectrum at the padded size of an image of `shape`: rfft2 with its rows transformed
+    before the zero rows are added (a piece has a fraction of the background's rows; the same values)."""
     padded = tuple(_fast_length(n) for n in shape)
-    kernel_spectrum = np.fft.rfft2(kernel, s=padded)
-    full = np.fft.irfft2(image_spectrum * np.conj(kernel_spectrum), s=padded)
-    return full[:shape[0] - kernel.shape[0] + 1, :shape[1] - kernel.shape[1] + 1]
+    return np.fft.fft(np.fft.rfft(kernel, n=padded[1], axis=1), n=padded[0], axis=0)
+
+
+def _correlate(image_spectrum: np.ndarray, shape: tuple[int, int], kernel: np.ndarray | tuple[int, int],
+               kernel_spectrum: np.ndarray | None = None) -> np.ndarray:
+    """Σ kernel[i, j] * image[y + i, x + j] for every (y, x) where the kernel fits, by FFT, from the
+    image's _spectrum and its own shape (and the kernel's _kernel_spectrum where it is used again, with
+    the kernel's shape in its place). Only the rows of the places are transformed back."""
+    kernel_shape = kernel if kernel_spectrum is not None else kernel.shape
+    if kernel_spectrum is None:
+        kernel_spectrum = _kernel_spectrum(kernel, shape)
+    padded = tuple(_fast_length(n) for n in shape)
+    places = shape[0] - kernel_shape[0] + 1, shape[1] - kernel_shape[1] + 1
+    columns = np.fft.ifft(image_spectrum * np.conj(kernel_spectrum), axis=0)[:places[0]]
+    return np.fft.irfft(columns, n=padded[1], axis=1)[:, :places[1]]
 
 
 def _window_sums(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -137,9 +149,11 @@ def _masked_ncc(image: np.ndarray, template: np.ndarray, mask: np.ndarray) -> np
     shape = image.shape
     spectrum = _spectrum(image)
     numerator = _correlate(spectrum, shape, weights)
-    sums = _correlate(spectrum, shape, mask)
+    mask_spectrum = _kernel_spectrum(mask, shape)
+    sums = _correlate(spectrum, shape, mask.shape, mask_spectrum)
     del spectrum  # the arrays here are the request's largest: each is freed once used
-    variance = _correlate(_spectrum(image * image), shape, mask)
+    variance = _correlate(_spectrum(image * image), shape, mask.shape, mask_spectrum)
+    del mask_spectrum
     variance -= sums * sums / count
     del sums
     np.maximum(variance, 0.0, out=variance)

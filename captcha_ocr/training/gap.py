@@ -9,7 +9,7 @@ photo and procedural backgrounds, decoys, the piece drawn at its start, JPEG art
 `captcha-ocr slide-train` goes on from it on a folder of labelled sliders.
 
     python -m captcha_ocr.training.gap --out runs/gap --minutes 20        # docs/slider.md: the shipped one's command
-    python -m captcha_ocr.training.gap --out runs/gap --minutes 10 --resume --learning-rate 5e-4   # goes on
+    python -m captcha_ocr.training.gap --out runs/gap --resume --epochs 3 --minutes 60 --learning-rate 5e-4   # goes on
 """
 
 from __future__ import annotations
@@ -138,10 +138,11 @@ def _cached_dataset(out: Path, seeds: range) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train(out: Path, minutes: float, train_count: int, seed: int, validation_count: int = 500,
-          resume: bool = False, learning_rate: float = 2e-3) -> dict:
-    """Train for `minutes` (at least one epoch), keeping the epoch that places most of the held-out
-    sliders within 5 px as out/best.keras; `resume` goes on from that checkpoint and its history
-    (out/history.json, written every epoch) at a constant `learning_rate`."""
+          resume: bool = False, learning_rate: float = 2e-3, epochs: int | None = None) -> dict:
+    """Train for `minutes` (at least one epoch) or `epochs`, whichever ends first, keeping the epoch
+    that places most of the held-out sliders within 5 px as out/best.keras; `resume` goes on from that
+    checkpoint and its history (out/history.json, written every epoch) at a constant `learning_rate`.
+    A count of epochs does the same work however busy the machine is; minutes do not."""
     import keras
 
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +164,8 @@ def train(out: Path, minutes: float, train_count: int, seed: int, validation_cou
     print(f"{train_count} generated sliders ready in {time.monotonic() - started:.0f} s; training for "
           f"{minutes} minutes", flush=True)
     started, epoch, first = time.monotonic(), len(history), len(history)
-    while epoch == first or time.monotonic() - started < minutes * 60:
+    while epoch == first or (time.monotonic() - started < minutes * 60
+                             and (epochs is None or epoch - first < epochs)):
         epoch += 1
         fitted = model.fit(images, targets_, batch_size=32, epochs=1, verbose=0, shuffle=True)
         accuracy = within(model, validation, truths)
@@ -240,6 +242,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="run folder (best.keras, history.json)")
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--epochs", type=int, help="stop after this many epochs even if minutes are left")
     parser.add_argument("--train", type=int, default=12_000, help="generated sliders to train on")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--resume", action="store_true", help="go on from OUT/best.keras and OUT/history.json")
@@ -248,7 +251,7 @@ def main() -> None:
     parser.add_argument("--export", type=Path, help="then write the detector (gap.tflite, gap.json) here")
     args = parser.parse_args()
     print(json.dumps(train(args.out, args.minutes, args.train, args.seed, resume=args.resume,
-                           learning_rate=args.learning_rate)))
+                           learning_rate=args.learning_rate, epochs=args.epochs)))
     if args.export:
         export(args.out, args.export)
 
