@@ -291,10 +291,12 @@ def compile_bytecode(folder: Path, python: str) -> bool:
         print(f"warning: no Python {python} here, so the bundle carries no bytecode: each cold start "
               "compiles every module it imports again (slower to start: docs/deploy.md)", file=sys.stderr)
         return False
-    # a fixed hash seed fixes the order of set constants, so the same sources give the same bytes and
-    # the layer's digest (what deploy compares) changes only with its content; -s keeps the build's
-    # own paths out of the files
-    subprocess.run([interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "checked-hash",
+    # the same sources must give the same bytes, so the layer's digest (what deploy compares) changes
+    # only with its content: a fixed hash seed fixes the order of set constants, and one process
+    # compiling in compileall's sorted order fixes which strings marshal writes as references (spread
+    # over a pool, that depends on which worker got which file: 5 of numpy's pycs differed between two
+    # builds on a busy machine); -s keeps the build's own paths out of the files
+    subprocess.run([interpreter, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "checked-hash",
                     "-s", str(folder), str(folder)], check=True, stdout=subprocess.DEVNULL,
                    env={**os.environ, "PYTHONHASHSEED": "0"})
     return True
