@@ -267,11 +267,15 @@ def _place_scores(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, g
 def _ranked_places(score: np.ndarray, width: int, height: int, row: int | None,
                    start: tuple[int, int] | None) -> list[tuple[int, int]]:
     """The best places, best first: those within _ALIGN px of the slider's row (if known) before the
-    rest, and the piece drawn at its start (and what overlaps it) last."""
+    rest, and last the piece drawn at its start (and what overlaps it) and every place less than half
+    the piece's width from the left border, where a slider starts: no gap lies there (the piece would
+    slide under half its width), and the piece drawn at its start that _drawn_piece cannot tell (a
+    screenshot at another scale) must not win."""
+    last = np.full(score.shape, False)
+    last[:, :width // 2] = True
     if start is not None:
-        last = np.full(score.shape, False)
         last[max(0, start[1] - height + 1):start[1] + height, :start[0] + width] = True
-        score_last, score = np.where(last, score, -np.inf), np.where(last, -np.inf, score)
+    score_last, score = np.where(last, score, -np.inf), np.where(last, -np.inf, score)
     found = []
     if row is not None:
         band = np.full(score.shape, -np.inf)
@@ -279,9 +283,7 @@ def _ranked_places(score: np.ndarray, width: int, height: int, row: int | None,
         found += _peaks(band, width, height, MAX_CANDIDATES)
     found += [peak for peak in _peaks(score, width, height, MAX_CANDIDATES + 2)
               if all(abs(peak[0] - x) > width // 2 or abs(peak[1] - y) > height // 2 for x, y in found)]
-    if start is not None:
-        found += _peaks(score_last, width, height, 1)
-    return found
+    return found + _peaks(score_last, width, height, 1)
 
 
 def _shape_on_plain_ground(piece: np.ndarray) -> np.ndarray:

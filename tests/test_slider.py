@@ -87,6 +87,18 @@ def test_a_piece_as_tall_as_the_background_slides_along_its_own_row(seed):
         assert max(abs(found.x - x), abs(found.y - y)) <= 3, (found, (x, y))
 
 
+@pytest.mark.parametrize("seed", range(61_000, 61_006))
+def test_a_piece_drawn_at_its_start_unlike_the_piece_sent_is_still_not_the_gap(seed):
+    """A screenshot draws the piece at its start brighter, or at another scale, than the piece sent,
+    so it is not told as the piece drawn; it still is no gap: no gap lies where the slider starts."""
+    slider = generate_slider(seed, piece_drawn=False, decoy=False)
+    background, piece = rgba(slider.background).copy(), rgba(slider.piece)
+    alpha = piece[..., 3:4] / 255
+    region = background[slider.gap.y:slider.gap.y + piece.shape[0], 3:3 + piece.shape[1], :3]
+    region[:] = (region * (1 - alpha) + np.minimum(piece[..., :3] + 14.0, 255) * alpha).round()
+    assert off_by(match_piece(background, piece), slider.gap) <= 3
+
+
 @pytest.mark.parametrize("seed", ROOMY)
 def test_the_piece_drawn_at_its_start_gives_the_row_of_its_gap(seed):
     background, piece, first, second = _two_equal_gaps(seed)
