@@ -8,7 +8,9 @@ Generated sliders (slider_samples.py, seeds from 900,000: none of them seen whil
 written), on procedural backgrounds and on photo backgrounds, go through `main_handler` in one
 process inside the unzipped bundle, in three modes: the piece and the background, and the background
 alone (the gap detector), decoys and the piece drawn at its start included, as generated; and the
-two backgrounds (neither drawn: sites that send both draw neither). The detector was trained on
+two backgrounds (neither drawn: sites that send both draw neither). Two more rows draw the photo
+row's sliders 1.6x as large (416-672 px wide, bicubic: the truth scaled, so a scaled rim counts
+against them) for the piece and the two-background modes. The detector was trained on
 other seeds (training/gap.py: 10,000,000 on, and 700,000-700,499 to keep its best epoch). Within 3,
 5 and 10 px (the larger of the x and y errors), and the request's median and p99 time. Writes
 bench/results/slider.json.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import json
 import subprocess
 import sys
@@ -28,6 +31,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from budget import bundle_and_python  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from captcha_ocr.slider_samples import generate_slider  # noqa: E402
 from captcha_ocr.training.photos import photo_background  # noqa: E402
@@ -55,9 +59,27 @@ print(json.dumps(rows))
 """
 
 
+WIDE = 1.6  # the wide rows: the photo row's sliders drawn 1.6x (416-672 px: sites' sliders run to 680)
+
+
+def _enlarged(data: bytes) -> bytes:
+    """The image drawn WIDE times its size (bicubic), in its own format (a JPEG at quality 90)."""
+    image = Image.open(io.BytesIO(data))
+    kind = image.format
+    image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    encoded = io.BytesIO()
+    image.resize((round(image.width * WIDE), round(image.height * WIDE)), Image.Resampling.BICUBIC).save(
+        encoded, kind, **({"quality": 90} if kind == "JPEG" else {}))
+    return encoded.getvalue()
+
+
 def write_cases(path: Path, count: int) -> None:
     encode = lambda data: base64.b64encode(data).decode()  # noqa: E731
     with path.open("w") as out:
+        def write(mode: str, x: float, y: float, body: dict[str, bytes]) -> None:
+            out.write(json.dumps({"mode": mode, "x": x, "y": y,
+                                  "body": {key: encode(value) for key, value in body.items()}}) + "\n")
+
         for photos, backgrounds in ((None, "procedural"), (photo_background, "photos")):
             for seed in range(FIRST_SEED, FIRST_SEED + count):
                 slider = generate_slider(seed, photos=photos)
@@ -66,8 +88,10 @@ def write_cases(path: Path, count: int) -> None:
                         ("piece and background", slider, {"background": slider.background, "piece": slider.piece}),
                         ("two backgrounds", plain, {"background": plain.background, "full": plain.full}),
                         ("background alone", slider, {"background": slider.background})):
-                    out.write(json.dumps({"mode": f"{mode}, {backgrounds}", "x": truth.gap.x, "y": truth.gap.y,
-                                          "body": {key: encode(value) for key, value in body.items()}}) + "\n")
+                    write(f"{mode}, {backgrounds}", truth.gap.x, truth.gap.y, body)
+                    if photos and mode != "background alone":
+                        write(f"{mode}, photos drawn {WIDE}x", truth.gap.x * WIDE, truth.gap.y * WIDE,
+                              {key: _enlarged(value) for key, value in body.items()})
 
 
 def summary(rows: list[dict]) -> dict:

@@ -32,6 +32,9 @@ _DIFFERENCE_FLOOR = 4.0  # gray levels: JPEG noise, averaged over 3x3, stays bel
 _NOISE_TIMES = 6.0  # a changed pixel differs this many times more than the median pixel does
 _SHADING_FLOOR = 0.1  # a changed pixel moved at least this share of the way to black or to white
 _SHADING_BASE = 16.0  # gray levels: below this a pixel's share is taken of 16 (JPEG's noise on near-black)
+_SEARCH_WIDTH = 440  # px: a wider background is searched at half its size (the generator's widths, 260-420, are not)
+_HALVED_MIN_SIDE = 16  # px: a piece narrower or shorter than twice this is searched at full size
+_REFINE_REACH = 3  # px: how far from twice a half-size place its full-size place is looked for
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,25 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     a strip as tall as the background (its shape at its row, the rest transparent), the best places
     on that row rank first, and the piece itself, or a place overlapping it, is a candidate of last
     resort. An opaque piece (a JPEG) on a plain white or black ground has its shape read from it.
+    A background wider than _SEARCH_WIDTH (sliders run to 680 px) is searched at half its size,
+    each candidate then placed at full size within a few pixels: a third of the work.
     """
+    piece, mask, row = _piece_shape(background, piece)
+    if background.shape[1] <= _SEARCH_WIDTH or min(mask.shape) < 2 * _HALVED_MIN_SIDE:
+        return _match(background, piece, mask, row)
+    half_mask = _halved(mask) >= 0.5
+    coarse = _match(_halved(background), _halved(piece), half_mask.astype(np.float32),
+                    None if row is None else row // 2)
+    inner = _inner(mask)
+    height, width = mask.shape
+    boxes = [Box(*_refined(background, piece, mask, inner, 2 * box.x, 2 * box.y, _REFINE_REACH), width, height,
+                 box.score) for box in coarse.candidates]
+    return Gap.of(boxes, coarse.confidence, coarse.method)
+
+
+def _piece_shape(background: np.ndarray, piece: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """The piece cropped to its shape, the shape (float32, 1 inside), and the slider's row where the
+    piece comes as a strip as tall as the background; refuses a piece with no shape or too large."""
     mask = (piece[..., 3] > 127).astype(np.float32)
     if mask.all():  # an opaque piece (a JPEG, or a PNG without alpha) may still show its shape on a plain ground
         mask = _shape_on_plain_ground(piece)
@@ -224,8 +245,25 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     if height > background.shape[0] or width > background.shape[1]:
         raise InvalidRequest(f"the piece ({width}x{height}) is larger than the background "
                              f"({background.shape[1]}x{background.shape[0]})")
+    return piece, mask, row
+
+
+def _inner(mask: np.ndarray) -> np.ndarray:
+    """The shape less its outline (3 px), whose pixels are the gap's content; the whole shape if that leaves little."""
     inner = _shrunk(mask, 3)
-    inner = inner if inner.sum() >= 16 else mask
+    return inner if inner.sum() >= 16 else mask
+
+
+def _halved(image: np.ndarray) -> np.ndarray:
+    """The image at half its size, each pixel the mean of a 2x2 block (an odd last row or column dropped)."""
+    even = image[:image.shape[0] // 2 * 2, :image.shape[1] // 2 * 2].astype(np.float32)
+    return (even[0::2, 0::2] + even[1::2, 0::2] + even[0::2, 1::2] + even[1::2, 1::2]) * 0.25
+
+
+def _match(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, row: int | None) -> Gap:
+    """match_piece on a piece already cut to its shape (`row`: the slider's, if the piece told it)."""
+    height, width = mask.shape
+    inner = _inner(mask)
     gray, piece_gray = gray_of(background), gray_of(piece)
     score = _place_scores(background, piece, mask, gray, piece_gray, inner)
     start = _drawn_piece(gray, piece_gray, inner)
@@ -237,6 +275,32 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
         raise NoGapFound("no place in the background fits the piece")
     runner_up = boxes[1].score if len(boxes) > 1 else 0.0
     return Gap.of(boxes, boxes[0].score * min(1.0, 0.5 + (boxes[0].score - runner_up) * 5), "piece")
+
+
+def _fit_maps(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, gray: np.ndarray,
+              piece_gray: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At every place: the NCC of the piece's outline with the background's colour edges, the
+    outline's plain correlation with them (its edge strength), and the NCC of the piece's content."""
+    if mask.all():
+        shape_match, strength = _ncc_and_strength(colour_edges(background), colour_edges(piece))
+    else:
+        shape_match, strength = _ncc_and_strength(colour_edges(background), _grown(mask, 1) - _shrunk(mask, 2))
+    return shape_match, strength, _masked_ncc(gray, piece_gray, inner)
+
+
+def _refined(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, inner: np.ndarray, x: int, y: int,
+             reach: int) -> tuple[int, int]:
+    """The best place within `reach` px of (x, y), by the maps of _place_scores at full size on a crop
+    round it (their global normalisations are the same for every place of so small a window)."""
+    height, width = mask.shape
+    top, left = max(0, y - reach), max(0, x - reach)
+    bottom = min(background.shape[0], y + reach + height)
+    right = min(background.shape[1], x + reach + width)
+    crop = background[top:bottom, left:right]
+    shape_match, strength, content = _fit_maps(crop, piece, mask, gray_of(crop), gray_of(piece), inner)
+    score = shape_match * np.sqrt(np.maximum(strength, 0)) * (1 + np.maximum(content, 0))
+    dy, dx = np.unravel_index(int(np.argmax(score)), score.shape)
+    return left + int(dx), top + int(dy)
 
 
 def _place_scores(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, gray: np.ndarray,
@@ -252,11 +316,7 @@ def _place_scores(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, g
     added: it tells an unrimmed gap even where a photo's own edges drown its outline. A piece with
     no transparency has no outline: the edges of what it shows are matched instead.
     """
-    if mask.all():
-        shape_match, strength = _ncc_and_strength(colour_edges(background), colour_edges(piece))
-    else:
-        shape_match, strength = _ncc_and_strength(colour_edges(background), _grown(mask, 1) - _shrunk(mask, 2))
-    content = _masked_ncc(gray, piece_gray, inner)
+    shape_match, strength, content = _fit_maps(background, piece, mask, gray, piece_gray, inner)
     score = shape_match * np.sqrt(np.maximum(strength, 0) / max(float(strength.max()), 1e-6))
     del shape_match, strength
     score *= (1 + np.maximum(content, 0)) / 2

@@ -87,6 +87,18 @@ def test_a_piece_as_tall_as_the_background_slides_along_its_own_row(seed):
         assert max(abs(found.x - x), abs(found.y - y)) <= 3, (found, (x, y))
 
 
+def test_a_wide_slider_is_searched_at_half_size_and_placed_at_full_size():
+    """Sliders run to 680 px wide; one wider than 440 px is searched at half its size, its places then
+    refined at full size: generated sliders drawn at twice their size (every pixel a 2x2 block) are
+    placed within 5 px of twice their gap (their own errors, doubled, reach 4-6 px)."""
+    sliders = [generate_slider(seed) for seed in range(62_000, 62_040)]
+    double = lambda data: np.asarray(Image.open(io.BytesIO(data)).convert("RGBA")).repeat(2, 0).repeat(2, 1)  # noqa: E731
+    errors = [max(abs(gap.x - 2 * s.gap.x), abs(gap.y - 2 * s.gap.y))
+              for s in sliders for gap in [match_piece(double(s.background), double(s.piece))]]
+    assert all(2 * len(rgba(s.background)[0]) > 440 for s in sliders)
+    assert np.mean(np.array(errors) <= 5) >= 0.95, sorted(errors)[-5:]
+
+
 @pytest.mark.parametrize("seed", range(61_000, 61_006))
 def test_a_piece_drawn_at_its_start_unlike_the_piece_sent_is_still_not_the_gap(seed):
     """A screenshot draws the piece at its start brighter, or at another scale, than the piece sent,
