@@ -33,7 +33,7 @@ _NOISE_TIMES = 6.0  # a changed pixel differs this many times more than the medi
 _SHADING_FLOOR = 0.1  # a changed pixel moved at least this share of the way to black or to white
 _SHADING_BASE = 16.0  # gray levels: below this a pixel's share is taken of 16 (JPEG's noise on near-black)
 _SEARCH_WIDTH = 440  # px: a wider background is searched at half its size (the generator's widths, 260-420, are not)
-_HALVED_MIN_SIDE = 16  # px: a piece narrower or shorter than twice this is searched at full size
+_HALVED_MIN_SIDE = 32  # px: a piece narrower or shorter than this is searched at full size
 _REFINE_REACH = 3  # px: how far from twice a half-size place its full-size place is looked for
 
 
@@ -108,14 +108,16 @@ def _kernel_spectrum(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.fft.fft(np.fft.rfft(kernel, n=padded[1], axis=1), n=padded[0], axis=0)
 
 
-def _correlate(image_spectrum: np.ndarray, shape: tuple[int, int], kernel: np.ndarray | tuple[int, int],
-               kernel_spectrum: np.ndarray | None = None) -> np.ndarray:
+def _correlate(image_spectrum: np.ndarray, shape: tuple[int, int], kernel: np.ndarray) -> np.ndarray:
     """Σ kernel[i, j] * image[y + i, x + j] for every (y, x) where the kernel fits, by FFT, from the
-    image's _spectrum and its own shape (and the kernel's _kernel_spectrum where it is used again, with
-    the kernel's shape in its place). Only the rows of the places are transformed back."""
-    kernel_shape = kernel if kernel_spectrum is not None else kernel.shape
-    if kernel_spectrum is None:
-        kernel_spectrum = _kernel_spectrum(kernel, shape)
+    image's _spectrum and its own shape."""
+    return _correlate_spectra(image_spectrum, shape, kernel.shape, _kernel_spectrum(kernel, shape))
+
+
+def _correlate_spectra(image_spectrum: np.ndarray, shape: tuple[int, int], kernel_shape: tuple[int, int],
+                       kernel_spectrum: np.ndarray) -> np.ndarray:
+    """_correlate from the kernel's _kernel_spectrum (made once where one kernel meets two images).
+    Only the rows of the places are transformed back."""
     padded = tuple(_fast_length(n) for n in shape)
     places = shape[0] - kernel_shape[0] + 1, shape[1] - kernel_shape[1] + 1
     columns = np.fft.ifft(image_spectrum * np.conj(kernel_spectrum), axis=0)[:places[0]]
@@ -153,9 +155,9 @@ def _masked_ncc(image: np.ndarray, template: np.ndarray, mask: np.ndarray) -> np
     spectrum = _spectrum(image)
     numerator = _correlate(spectrum, shape, weights)
     mask_spectrum = _kernel_spectrum(mask, shape)
-    sums = _correlate(spectrum, shape, mask.shape, mask_spectrum)
+    sums = _correlate_spectra(spectrum, shape, mask.shape, mask_spectrum)
     del spectrum  # the arrays here are the request's largest: each is freed once used
-    variance = _correlate(_spectrum(image * image), shape, mask.shape, mask_spectrum)
+    variance = _correlate_spectra(_spectrum(image * image), shape, mask.shape, mask_spectrum)
     del mask_spectrum
     variance -= sums * sums / count
     del sums
@@ -217,14 +219,13 @@ def match_piece(background: np.ndarray, piece: np.ndarray) -> Gap:
     each candidate then placed at full size within a few pixels: a third of the work.
     """
     piece, mask, row = _piece_shape(background, piece)
-    if background.shape[1] <= _SEARCH_WIDTH or min(mask.shape) < 2 * _HALVED_MIN_SIDE:
+    if background.shape[1] <= _SEARCH_WIDTH or min(mask.shape) < _HALVED_MIN_SIDE:
         return _match(background, piece, mask, row)
-    half_mask = _halved(mask) >= 0.5
-    coarse = _match(_halved(background), _halved(piece), half_mask.astype(np.float32),
-                    None if row is None else row // 2)
-    inner = _inner(mask)
+    half_mask = (_halved(mask) >= 0.5).astype(np.float32)
+    coarse = _match(_halved(background), _halved(piece), half_mask, None if row is None else row // 2)
+    inner, piece_gray = _inner(mask), gray_of(piece)
     height, width = mask.shape
-    boxes = [Box(*_refined(background, piece, mask, inner, 2 * box.x, 2 * box.y, _REFINE_REACH), width, height,
+    boxes = [Box(*_refined(background, piece, mask, piece_gray, inner, 2 * box.x, 2 * box.y), width, height,
                  box.score) for box in coarse.candidates]
     return Gap.of(boxes, coarse.confidence, coarse.method)
 
@@ -288,16 +289,16 @@ def _fit_maps(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, gray:
     return shape_match, strength, _masked_ncc(gray, piece_gray, inner)
 
 
-def _refined(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, inner: np.ndarray, x: int, y: int,
-             reach: int) -> tuple[int, int]:
-    """The best place within `reach` px of (x, y), by the maps of _place_scores at full size on a crop
-    round it (their global normalisations are the same for every place of so small a window)."""
-    height, width = mask.shape
+def _refined(background: np.ndarray, piece: np.ndarray, mask: np.ndarray, piece_gray: np.ndarray,
+             inner: np.ndarray, x: int, y: int) -> tuple[int, int]:
+    """The best place within _REFINE_REACH px of (x, y), by the maps of _place_scores at full size on
+    a crop round it (their global normalisations are the same for every place of so small a window)."""
+    height, width, reach = *mask.shape, _REFINE_REACH
     top, left = max(0, y - reach), max(0, x - reach)
     bottom = min(background.shape[0], y + reach + height)
     right = min(background.shape[1], x + reach + width)
     crop = background[top:bottom, left:right]
-    shape_match, strength, content = _fit_maps(crop, piece, mask, gray_of(crop), gray_of(piece), inner)
+    shape_match, strength, content = _fit_maps(crop, piece, mask, gray_of(crop), piece_gray, inner)
     score = shape_match * np.sqrt(np.maximum(strength, 0)) * (1 + np.maximum(content, 0))
     dy, dx = np.unravel_index(int(np.argmax(score)), score.shape)
     return left + int(dx), top + int(dy)
