@@ -8,7 +8,7 @@ its seed, in any process and any order. Sources, mixed by SOURCE_WEIGHTS:
   (`font_bank`, installed by the training setup; docs/general-model.md lists them and their
   licences), digits, both cases and arithmetic operators, 3-8 characters, random sizes and aspect
   ratios, solid, gradient, noisy or transparent backgrounds, one or many ink colours (pale ones
-  too), filled, hollow, outlined and dotted glyphs, rotation, tight kerning and overlap, dots,
+  too), filled, hollow, outlined, dotted and smeared glyphs, rotation, tight kerning and overlap, dots,
   lines (a web of many thin ones too), arcs and strike-through curves, small text in a tall
   canvas, a wave warp, blur and JPEG artefacts;
 - `captcha`: the `captcha` library's ImageCaptcha with fonts from the bank (what the shipped default
@@ -44,7 +44,7 @@ FONT_DIRS = ("/usr/share/fonts",)
 _NOT_TEXT_FONTS = ("d050000l", "standardsymbols", "dingbat", "symbol", "fontawesome", "wqy", "math")
 SOURCE_WEIGHTS = {"drawn": 0.7, "captcha": 0.1, "wheezy": 0.1, "easy": 0.1}
 # part of a dataset cache's key (training/data.py): a change to what a seed draws is a new version
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 class FontsMissing(UserError):
@@ -162,6 +162,13 @@ def _glyph(rng: random.Random, char: str, font: ImageFont.FreeTypeFont, style: s
         draw.text(origin, char, font=font, fill=(*background, 255), stroke_width=stroke, stroke_fill=(*ink, 255))
     elif style == "bold":
         draw.text(origin, char, font=font, fill=(*ink, 255), stroke_width=stroke, stroke_fill=(*ink, 255))
+    elif style == "smeared":  # translucent copies a pixel or two apart, blended: a shaky, hairy ink
+        reach = max(1, font.size // 16)
+        for _ in range(rng.randint(3, 7)):
+            layer = Image.new("RGBA", tile.size, (0, 0, 0, 0))
+            offset = (origin[0] + rng.randint(-reach, reach), origin[1] + rng.randint(-reach, reach))
+            ImageDraw.Draw(layer).text(offset, char, font=font, fill=(*ink, rng.randint(70, 170)))
+            tile.alpha_composite(layer)
     else:
         draw.text(origin, char, font=font, fill=(*ink, 255))
     if style == "dotted":
@@ -187,6 +194,19 @@ def _strike_curve(rng: random.Random, draw: ImageDraw.ImageDraw, size: tuple[int
     slope = rng.uniform(-0.2, 0.2) * height / width
     points = [(x, centre + slope * (x - width / 2) + amplitude * math.sin(phase + 2 * math.pi * periods * x / width))
               for x in np.linspace(x0, x1, 40)]
+    draw.line(points, fill=fill, width=thickness, joint="curve")
+
+
+def _polyline(rng: random.Random, draw: ImageDraw.ImageDraw, size: tuple[int, int], fill, thickness: int) -> None:
+    """A line of a few straight segments with sharp turns from the left border across the text, sometimes
+    starting with a hook back (a stroke the model must not read as a character)."""
+    width, height = size
+    xs = sorted(rng.uniform(0, 1) for _ in range(rng.randint(2, 5)))
+    points = [(rng.uniform(0, 0.15) * width, rng.uniform(0.1, 0.9) * height)]
+    if rng.random() < 0.4:
+        points.append((points[0][0] + rng.uniform(0.03, 0.12) * width, rng.uniform(0, 1) * height))
+    points += [(max(points[-1][0], x * width), rng.uniform(0.2, 0.8) * height) for x in xs]
+    points.append((rng.uniform(0.8, 1.0) * width, rng.uniform(0.1, 0.9) * height))
     draw.line(points, fill=fill, width=thickness, joint="curve")
 
 
@@ -224,6 +244,8 @@ def _noise(rng: random.Random, image: Image.Image, inks: list[tuple[int, int, in
     if rng.random() < 0.35:  # strike-through curves in the ink's colour
         for _ in range(rng.randint(1, 2)):
             _strike_curve(rng, draw, image.size, noise_colour(), rng.randint(1, max(2, height_px // 10)))
+    if rng.random() < 0.25:  # a broken line of straight segments
+        _polyline(rng, draw, image.size, noise_colour(), rng.randint(1, max(2, height_px // 16)))
 
 
 def _wave(rng: random.Random, image: Image.Image) -> Image.Image:
@@ -245,7 +267,8 @@ def _drawn(rng: random.Random, text: str, fonts: tuple[str, ...]) -> Image.Image
     per_char_font = rng.random() < 0.15
     # of the height: most captchas fill it, some set small text in a tall canvas
     size = int(height * (rng.uniform(0.5, 0.9) if rng.random() < 0.75 else rng.uniform(0.28, 0.5)))
-    style = rng.choices(("filled", "bold", "hollow", "outlined", "dotted"), (0.6, 0.15, 0.08, 0.08, 0.09))[0]
+    style = rng.choices(("filled", "bold", "hollow", "outlined", "dotted", "smeared"),
+                        (0.55, 0.13, 0.07, 0.07, 0.08, 0.10))[0]
     inks_count = 1 if rng.random() < 0.5 else len(text)
     pale = rng.random() < 0.1
     inks = [_colour(rng, not light, pale) for _ in range(inks_count)]
