@@ -335,8 +335,9 @@ def _export(args: argparse.Namespace) -> int:
     from captcha_ocr.training.train import load_datasets
 
     settings = TrainSettings.load(args.run)
+    best, _ = settings.finished_files()
     train_set, validation = load_datasets(settings)
-    model = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
+    model = keras.models.load_model(best)
     export_run(settings, model, train_set, validation, args.name)
     return 0
 

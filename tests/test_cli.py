@@ -69,3 +69,9 @@ def test_eval_of_a_missing_export_is_one_line(tmp_path, capsys):
     assert main(["eval", "--synthetic", "5", "--model-dir", str(tmp_path / "runs" / "mine" / "export")]) == 1
     err = capsys.readouterr().err
     assert "no config.json" in err and "Traceback" not in err
+
+
+def test_export_of_a_folder_that_is_no_run_says_so_in_one_line(tmp_path, capsys):
+    assert main(["export", "--run", str(tmp_path / "missing")]) == 1
+    error = capsys.readouterr().err
+    assert "is not a training run: it has no settings.json" in error and "Traceback" not in error

@@ -3,6 +3,8 @@
 import argparse
 from dataclasses import fields
 
+import pytest
+
 from captcha_ocr.training import settings
 
 
@@ -70,3 +72,26 @@ def test_a_folder_run_starts_from_the_general_model_below_the_label_count_where_
     assert (told.init, told.model_size) == ("synthetic", "small")  # a given --init is kept
     small_folder.save()
     assert settings.TrainSettings.load(tmp_path / "r1").init == "general"  # a resume keeps the choice
+
+
+def test_a_folder_that_is_no_run_is_a_one_line_error_not_a_traceback(tmp_path):
+    with pytest.raises(settings.RunFolderError, match="no settings.json"):
+        settings.TrainSettings.load(tmp_path / "nothing-here")
+    (tmp_path / "settings.json").write_text('{"charset":')
+    with pytest.raises(settings.RunFolderError, match="cannot be read"):
+        settings.TrainSettings.load(tmp_path)
+
+
+def test_a_moved_run_reads_and_writes_where_it_now_is(tmp_path):
+    first, _ = settings.settings_for_run(tmp_path / "first", {}, resume=False)
+    first.save()
+    (tmp_path / "first").rename(tmp_path / "moved")
+    moved = settings.TrainSettings.load(tmp_path / "moved")
+    assert moved.run_dir == tmp_path / "moved"
+    with pytest.raises(settings.RunFolderError, match="checkpoints/best.keras and no state.json"):
+        moved.finished_files()  # before its first epoch: export says so instead of a traceback
+    (tmp_path / "moved" / "checkpoints").mkdir()
+    (tmp_path / "moved" / "checkpoints" / "best.keras").write_bytes(b"")
+    (tmp_path / "moved" / "state.json").write_text("{}")
+    assert moved.finished_files() == (tmp_path / "moved" / "checkpoints" / "best.keras",
+                                      tmp_path / "moved" / "state.json")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from captcha_ocr.config import GRAY_MODES
+from captcha_ocr.errors import UserError
 
 DEFAULT_CHARSET = "0123456789abcdefghjkmnpqrstuvwxyz"
 GENERATORS = ("captcha", "randomised")
@@ -135,10 +136,31 @@ class TrainSettings:
 
     @classmethod
     def load(cls, run_dir: Path) -> TrainSettings:
-        data = json.loads((Path(run_dir) / "settings.json").read_text())
-        data["lengths"] = tuple(data["lengths"])
+        path = Path(run_dir) / "settings.json"
+        try:
+            data = json.loads(path.read_text())
+            data["lengths"] = tuple(data["lengths"])
+        except FileNotFoundError:
+            raise RunFolderError(f"{str(run_dir)[:200]} is not a training run: it has no settings.json "
+                                 "(train --out makes one)") from None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise RunFolderError(f"{str(path)[:200]} cannot be read as a run's settings: {error}") from None
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        # the folder it was loaded from, wherever it was first trained: a moved run writes into itself
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "out_dir": str(run_dir)})
+
+    def finished_files(self) -> tuple[Path, Path]:
+        """The best checkpoint and state.json that export reads; RunFolderError before the first epoch ends."""
+        files = (self.run_dir / "checkpoints" / "best.keras", self.run_dir / "state.json")
+        missing = [str(path.relative_to(self.run_dir)) for path in files if not path.is_file()]
+        if missing:
+            raise RunFolderError(f"{str(self.run_dir)[:200]} has no {' and no '.join(missing)} yet: a run writes "
+                                 "them at the end of its first epoch")
+        return files
+
+
+class RunFolderError(UserError):
+    """A folder given as a training run that is not one, or not far enough along."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
