@@ -128,12 +128,14 @@ def test_sigterm_mid_training_still_exports_the_best_model(tmp_path):
 
 @pytest.mark.slow
 def test_a_time_limit_ends_the_run_with_the_best_model_exported(tmp_path):
-    result = train_cli(tmp_path / "run", "--epochs", "500", "--time-limit", "0.01")
+    # 100 steps an epoch: the limit (0.6 s) ends the first epoch within it, not after it
+    result = train_cli(tmp_path / "run", "--epochs", "500", "--time-limit", "0.01", "--train-size", "3200")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "time limit of 0.01 min for this phase reached: stopping" in result.stdout
     assert "training with Keras on tensorflow, on the CPU" in result.stdout  # said at the start
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["epoch"] == 1 and (tmp_path / "run" / "export" / "config.json").is_file()
+    assert 1 <= state["steps"] < 100
 
 
 def test_the_served_file_is_the_first_preferred_that_reads_as_float32_does():
