@@ -135,7 +135,8 @@ class Checkpointer(keras.callbacks.Callback):
         self.state["steps"] = self.state.get("steps", 0) + 1  # across fits and resumes, like elapsed_s
         # the limit holds within an epoch too (a general run's epoch is 20+ minutes): Keras then ends
         # the epoch, on_epoch_end scores and keeps it, and _stop_if_done says why
-        if self.time_limit_s and self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started >= self.time_limit_s:
+        elapsed = self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
+        if self.time_limit_s and elapsed >= self.time_limit_s:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
