@@ -135,13 +135,16 @@ class Checkpointer(keras.callbacks.Callback):
         self.state["steps"] = self.state.get("steps", 0) + 1  # across fits and resumes, like elapsed_s
         # the limit holds within an epoch too (a general run's epoch is 20+ minutes): Keras then ends
         # the epoch, on_epoch_end scores and keeps it, and _stop_if_done says why
-        elapsed = self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
-        if self.time_limit_s and elapsed >= self.time_limit_s:
+        if self.time_limit_s and self._elapsed() >= self.time_limit_s:
             self.model.stop_training = True
+
+    def _elapsed(self) -> float:
+        """Seconds of fitting across fits and resumes: state.json's, plus this epoch's so far."""
+        return self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         accuracy = keras_accuracy(self.exported, self.validation, self.settings.charset, self.settings.lengths)
-        elapsed = self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
+        elapsed = self._elapsed()
         self.started = time.monotonic()
         record = {"epoch": epoch + 1, "steps": self.state.get("steps", 0),
                   "loss": float((logs or {}).get("loss", float("nan"))),
