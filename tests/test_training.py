@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from conftest import REPO, b64, call, get_event
 
 from captcha_ocr.app import create_app
 from captcha_ocr.config import file_sha256
+from captcha_ocr.runtime import RUNTIME_ENV
 from captcha_ocr.synthetic import derive_seed, seeded_captcha, synthetic_captcha
 from captcha_ocr.training.data import synthetic_dataset
 
@@ -62,8 +65,20 @@ def train_cli(out, *extra):
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
+def loads_in_every_runtime(model_dir) -> None:
+    """The model folder serves under each supported runtime installed here (a fresh process each:
+    tflite-runtime and TensorFlow cannot share one)."""
+    for package in ("ai-edge-litert", "tflite-runtime"):
+        if importlib.util.find_spec(package.replace("-", "_")) is None:
+            continue
+        program = "import captcha_ocr.app as a; print(a.create_app().models.default.config.model_file)"
+        result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=120,
+                                env={**os.environ, RUNTIME_ENV: package, "CAPTCHA_OCR_MODEL_DIR": str(model_dir)})
+        assert result.returncode == 0, f"{package}: {result.stderr[-1500:]}"
+
+
 @pytest.mark.slow
-def test_tiny_training_run_exports_models_the_serving_runtime_loads(tmp_path):
+def test_tiny_training_run_exports_models_every_runtime_loads(tmp_path):
     result = train_cli(tmp_path / "run", "--epochs", "1")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "model_quantized.tflite" in result.stdout and "size (KB)" in result.stdout
@@ -85,6 +100,7 @@ def test_tiny_training_run_exports_models_the_serving_runtime_loads(tmp_path):
         (tmp_path / name / "config.json").write_text(json.dumps(variant))
         (tmp_path / name / name).write_bytes((export / name).read_bytes())
         assert create_app(tmp_path / name).models.default.config.model_file == name
+        loads_in_every_runtime(tmp_path / name)
 
     app = create_app(export)  # the serving runtime, sha256 and shape checks included
     png = synthetic_captcha(99, app.models.default.config.charset, (4,))[1]

@@ -1,5 +1,6 @@
 """Keras model -> four TFLite files, plus config.json naming the one to serve:
-- `model_dynamic.tflite`: int8 weights, activations quantized per image as it runs (dynamic
+- `model_dynamic.tflite`: int8 weights (per channel in convolutions, per tensor in dense layers,
+  so that every supported runtime loads it), activations quantized per image as it runs (dynamic
   range). About the int8 file's size and speed, and, measured, the float model's accuracy: the
   first choice.
 - `model_quantized.tflite`: full int8 (uint8 image in, float logits out, per-channel weights,
@@ -71,6 +72,9 @@ def convert(model: keras.Model, height: int, width: int, representative: np.ndar
         models[QUANTIZED_FILE] = converter.convert()
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no calibration set: dynamic range
+        # per-channel dense weights make FULLY_CONNECTED version 12, which tflite-runtime 2.14 (a
+        # supported runtime) cannot load; per-tensor ones keep an older version every runtime has
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         models[DYNAMIC_FILE] = converter.convert()
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
