@@ -60,7 +60,8 @@ def main() -> int:
     from captcha_ocr.training.settings import BACKBONES
 
     backbone = BACKBONES["general" if args.role == "general" else "synthetic"]
-    path = save_backbone(keras.models.load_model(run / "checkpoints" / "best.keras"), backbone)
+    path = save_backbone(keras.models.load_model(run / "checkpoints" / "best.keras"), backbone,
+                         load_config(run / "export").charset)
     print(f"shipped {run}/export to {target}; backbone {path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
 

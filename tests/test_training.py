@@ -255,3 +255,24 @@ def test_the_two_network_sizes_share_layer_names_so_a_backbone_transfers():
     small, medium = build_model(48, 64, 10, "small"), build_model(48, 64, 10, "medium")
     assert [layer.name for layer in small.layers] == [layer.name for layer in medium.layers]
     assert 1.7 < medium.count_params() / small.count_params() < 2.3
+
+
+def test_a_backbone_saved_with_its_charset_starts_the_shared_characters_and_the_blank(tmp_path):
+    """--init's output layer: each character both charsets have (and the blank) starts from the
+    backbone's column, a character it never learned from fresh weights; without every other layer
+    (a different input height), no column is copied."""
+    from captcha_ocr.training.model import build_model
+    from captcha_ocr.training.pretrained import save_backbone, transfer_backbone
+
+    backbone = build_model(48, 64, 4, "small")  # "abc" + blank
+    path = save_backbone(backbone, tmp_path / "backbone.npz", charset="abc")
+    model = build_model(48, 96, 4, "small")  # "cxa" + blank, a wider input
+    fresh_x = model.get_layer("logits").get_weights()[0][:, 1].copy()
+    copied = transfer_backbone(model, path, charset="cxa")
+    assert "context" in copied and "logits (2 of 3 characters, and the blank)" in copied
+    stored, kernel = backbone.get_layer("logits").get_weights()[0], model.get_layer("logits").get_weights()[0]
+    np.testing.assert_allclose(kernel[:, [0, 2, 3]], stored[:, [2, 0, 3]].astype(np.float16), rtol=1e-3)
+    np.testing.assert_array_equal(kernel[:, 1], fresh_x)  # x: not in the backbone
+    assert not any(name.startswith("logits") for name in transfer_backbone(build_model(32, 96, 4, "small"), path, "a"))
+    no_charset = transfer_backbone(build_model(48, 96, 4, "small"), path)
+    assert "context" in no_charset and not any(name.startswith("logits") for name in no_charset)

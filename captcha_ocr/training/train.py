@@ -286,7 +286,7 @@ def new_model(settings: TrainSettings, attempt: int = 0) -> keras.Model:
 
         if not BACKBONES[settings.init].is_file():
             raise DatasetError(f"--init {settings.init}: this package has no {BACKBONES[settings.init].name}")
-        copied = transfer_backbone(model, BACKBONES[settings.init])
+        copied = transfer_backbone(model, BACKBONES[settings.init], settings.charset)
         print(f"initialised {len(copied)} layers from the {settings.init} model's backbone: {', '.join(copied)}")
     return model
 
