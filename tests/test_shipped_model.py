@@ -47,7 +47,7 @@ def test_the_shipped_general_model_is_small_and_served_by_name_beside_the_defaul
 @pytest.mark.parametrize("data_set", ["captcha_images_v2", "tjsp_captchas"])
 def test_the_shipped_general_model_reads_real_sites_it_never_saw_where_the_default_reads_nothing(data_set):
     """The first 200 of each shared real set (never trained on), case ignored: the regression guard
-    of BENCHMARKS.md's zero-shot table, which counts every image (55.3% and 58.2%)."""
+    of BENCHMARKS.md's zero-shot table, which counts every image ("The general model")."""
     items, _ = list_labelled_files(SHARED_DATASET.parent / data_set)
     reader = Reader()
     general = default = 0
