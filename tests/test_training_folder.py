@@ -65,7 +65,8 @@ def test_training_on_a_folder_exports_a_servable_model(folder, tmp_path):
     assert "120 labelled images, 2 non-image files skipped" in result.stdout
     assert "skipped 1 unreadable: abcd_corrupt.png" in result.stdout
     initialised = next(line for line in result.stdout.splitlines() if line.startswith("initialised "))
-    assert "b1_conv" in initialised and "context" in initialised and "logits" not in initialised
+    assert "b1_conv" in initialised and "context" in initialised
+    assert "logits (8 of 8 characters, and the blank)" in initialised  # the general backbone's columns
     assert "108 training and 12 validation images; charset '2345abcd', lengths [4, 5, 6], input 48x128" in result.stdout
     assert (tmp_path / "run" / "history.png").stat().st_size > 0 and (tmp_path / "run" / "errors.png").is_file()
     export = tmp_path / "run" / "export"
@@ -133,12 +134,14 @@ def test_unlabelled_images_train_a_self_training_round_that_never_lowers_the_bes
 def test_a_fresh_start_stuck_on_the_plateau_starts_again_and_the_run_still_exports(folder, tmp_path):
     """Restarts off CTC's plateau, with the plateau's test made to fire after one epoch: a 1-epoch
     model reads no held-out image, so each fresh start gives way to the next, then the last one
-    trains on to the epoch cap within the time limit."""
+    trains on to the epoch cap within the time limit. From random weights: a backbone with output
+    columns reads held-out images after one epoch, and never sits on the plateau."""
     program = ("import sys\nfrom captcha_ocr.training import train\ntrain.PLATEAU_STEPS = 1\n"
                "from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n")
     run = tmp_path / "run"
     result = subprocess.run([sys.executable, "-c", program, "train", "--data", str(folder), "--out", str(run),
-                             "--epochs", "6", "--seed", "3"], cwd=REPO, capture_output=True, text=True, timeout=600)
+                             "--epochs", "6", "--seed", "3", "--init", "random"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     state = json.loads((run / "state.json").read_text())
     assert state["restarts"] == [1, 2, 3] and state["epoch"] == 6  # three 1-epoch starts, then 3 epochs
@@ -255,12 +258,13 @@ def test_a_folder_of_chinese_captchas_trains_and_serves_end_to_end(tmp_path):
 
 def test_the_general_backbone_fills_the_network_a_general_start_picks():
     """--init general: the shipped backbone (training data, not in the bundle) fits the network
-    INIT_MODEL_SIZES picks for it, every layer but the charset's logits."""
+    INIT_MODEL_SIZES picks for it, and its output columns for the characters a folder shares with it."""
     from captcha_ocr.training.model import build_model
     from captcha_ocr.training.pretrained import BACKBONES, transfer_backbone
     from captcha_ocr.training.settings import INIT_MODEL_SIZES
 
     if not BACKBONES["general"].is_file():
         pytest.skip("this checkout ships no general backbone")
-    copied = transfer_backbone(build_model(48, 112, 20, INIT_MODEL_SIZES["general"]), BACKBONES["general"])
-    assert "b1_conv" in copied and "context" in copied and "logits" not in copied
+    charset = "0123456789abcdefgh中"  # 19 characters, one the general model never learned
+    copied = transfer_backbone(build_model(48, 112, 20, INIT_MODEL_SIZES["general"]), BACKBONES["general"], charset)
+    assert "b1_conv" in copied and "context" in copied and "logits (18 of 19 characters, and the blank)" in copied
