@@ -37,6 +37,8 @@ TEST_SEED = 7_000_001  # eval-stream seed used by tests only, never by training
 
 
 BUNDLE_PYTHON = "3.10"  # SCF's newest Python runtime, which the bundle targets
+# the interpreter packages serving supports (runtime.py's chain, less its TensorFlow fallback)
+SERVING_RUNTIMES = ("ai-edge-litert", "tflite-runtime")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import MODEL_DIR, REPO, b64, build_bundle, get_event
+from conftest import MODEL_DIR, REPO, SERVING_RUNTIMES, b64, build_bundle, get_event
 
 from captcha_ocr.config import ConfigError
 from captcha_ocr.runtime import RUNTIME_ENV, import_interpreter
@@ -22,7 +22,7 @@ def test_an_unknown_runtime_name_is_a_config_error():
         import_interpreter("tflite")
 
 
-@pytest.mark.parametrize("package", ["ai-edge-litert", "tflite-runtime"])
+@pytest.mark.parametrize("package", SERVING_RUNTIMES)
 def test_each_supported_runtime_reads_the_same_captchas(package, fresh_captchas):
     """tflite-runtime stays a tested alternative. A fresh process per runtime: tflite-runtime and
     TensorFlow cannot share one (see evaluation.py)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import captcha.image
 import numpy as np
 import pytest
-from conftest import REPO, b64, call, get_event
+from conftest import REPO, SERVING_RUNTIMES, b64, call, get_event
 
 from captcha_ocr.app import create_app
 from captcha_ocr.config import file_sha256
@@ -68,7 +68,7 @@ def train_cli(out, *extra):
 def loads_in_every_runtime(model_dir) -> None:
     """The model folder serves under each supported runtime installed here (a fresh process each:
     tflite-runtime and TensorFlow cannot share one)."""
-    for package in ("ai-edge-litert", "tflite-runtime"):
+    for package in SERVING_RUNTIMES:
         if importlib.util.find_spec(package.replace("-", "_")) is None:
             continue
         program = "import captcha_ocr.app as a; print(a.create_app().models.default.config.model_file)"

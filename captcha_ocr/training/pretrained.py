@@ -65,19 +65,17 @@ def transfer_backbone(model: keras.Model, path: Path = BACKBONE, charset: str | 
     if charset is not None and CHARSET_KEY in stored.files and OUTPUT_LAYER in by_layer and every_layer:
         shared = _transfer_output(model.get_layer(OUTPUT_LAYER), by_layer[OUTPUT_LAYER], str(stored[CHARSET_KEY]),
                                   charset)
-        if shared is not None:
-            copied.append(f"{OUTPUT_LAYER} ({shared} of {len(charset)} characters, and the blank)")
+        copied.append(f"{OUTPUT_LAYER} ({shared} of {len(charset)} characters, and the blank)")
     return copied
 
 
 def _transfer_output(layer: keras.layers.Layer, stored: dict[int, np.ndarray], stored_charset: str,
-                     charset: str) -> int | None:
+                     charset: str) -> int:
     """The stored columns of the characters in both charsets, and the blank's (each charset's last
-    class); the others keep their fresh weights. None when the inputs differ in width."""
+    class); the others keep their fresh weights. Returns how many characters were shared. (Every
+    other layer was copied, so the columns' inputs, the context layer's outputs, match in width.)"""
     kernel, bias = layer.get_weights()
     stored_kernel, stored_bias = stored[0], stored[1]
-    if stored_kernel.shape[0] != kernel.shape[0]:
-        return None
     pairs = [(i, stored_charset.index(char)) for i, char in enumerate(charset) if char in stored_charset]
     pairs.append((len(charset), len(stored_charset)))  # blank to blank
     for new, old in pairs:
