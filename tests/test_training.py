@@ -172,19 +172,24 @@ def test_the_served_file_is_the_first_preferred_that_reads_as_float32_does():
 
 def test_the_run_outlook_counts_patience_the_cap_and_the_time_limit(tmp_path):
     from captcha_ocr.training.settings import TrainSettings
-    from captcha_ocr.training.train import Checkpointer
+    from captcha_ocr.training.train import PATIENCE_MIN_STEPS, Checkpointer
 
     history = [{"phase": "labelled", "val_accuracy": a} for a in (0.1, 0.52, 0.5, 0.49)]
     state = {"history": history, "best_epoch": 3, "best_accuracy": 0.5, "epoch": 0}
-    outlook = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 200, 0)
+    outlook = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 200, 0, 1000)
     expected = ("run: epoch 4/200, checkpoint kept: epoch 3 (0.5000; highest 0.5200); at most 9.0 min left in this "
                 "phase at this pace")  # 9 epochs of 1 min
     assert outlook._run_outlook(4, 240.0) == expected
-    limited = Checkpointer(TrainSettings(out_dir=str(tmp_path)), None, None, state, 200, 300)
+    limited = Checkpointer(TrainSettings(out_dir=str(tmp_path)), None, None, state, 200, 300, 1000)
     assert "at most 1.0 min left" in limited._run_outlook(4, 240.0)
     state["epoch"] = 150  # a later phase: patience counts from where it started, not the best epoch before it
-    later = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 300, 0)
+    later = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 300, 0, 1000)
     assert "at most 6.0 min left" in later._run_outlook(154, 240.0)
+    state["epoch"] = 0  # a small folder's epochs of 10 steps: patience covers PATIENCE_MIN_STEPS steps
+    small = Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=10), None, None, state, 2000, 0, 10)
+    epochs = PATIENCE_MIN_STEPS // 10
+    assert small._run_outlook(4, 240.0).endswith(f"at most {(3 + epochs - 4) * 1.0:.1f} min left in this phase "
+                                                 "at this pace")
 
 
 @pytest.mark.parametrize("held_out, stops", [(40, False), (200, True)])
@@ -202,10 +207,39 @@ def test_a_perfect_score_stops_a_run_only_on_enough_held_out_images(tmp_path, mo
     validation = synthetic_dataset(held_out, purpose="val", seed=1, workers=1, **SETTINGS)
     state = {"history": [], "epoch": 0, "phase": "labelled"}
     model = Model()
-    checkpointer = training.Checkpointer(TrainSettings(out_dir=str(tmp_path)), model, validation, state, 50, 0)
+    checkpointer = training.Checkpointer(TrainSettings(out_dir=str(tmp_path)), model, validation, state, 50, 0, 1)
     checkpointer.set_model(model)
     checkpointer.on_epoch_end(0, {"loss": 1.0})
     assert model.stop_training is stops
+
+
+@pytest.mark.parametrize("steps_per_epoch, stops_after", [(10, 200), (1000, 5)])
+def test_patience_covers_a_least_number_of_steps(tmp_path, monkeypatch, steps_per_epoch, stops_after):
+    """--patience 5 stops after 5 epochs of 1000 steps, but a small folder's 10-step epochs go on
+    for PATIENCE_MIN_STEPS (2000) steps: 200 epochs."""
+    from captcha_ocr.training import train as training
+    from captcha_ocr.training.settings import TrainSettings
+
+    class Model:
+        stop_training = False
+
+        def save(self, path):
+            Path(path).write_bytes(b"checkpoint")
+
+    assert training.PATIENCE_MIN_STEPS == 2000
+    scores = iter([0.9] + [0.1] * 1000)  # the first epoch is the best, by far
+    monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, charset, lengths: next(scores))
+    validation = synthetic_dataset(40, purpose="val", seed=1, workers=1, **SETTINGS)
+    state = {"history": [], "epoch": 0, "phase": "labelled"}
+    model = Model()
+    checkpointer = training.Checkpointer(TrainSettings(out_dir=str(tmp_path), patience=5), model, validation, state,
+                                         2000, 0, steps_per_epoch)
+    checkpointer.set_model(model)
+    epoch = 0
+    while not model.stop_training:
+        checkpointer.on_epoch_end(epoch, {"loss": 1.0})
+        epoch += 1
+    assert state["stopped"] == "patience" and state["best_epoch"] == 1 and epoch == 1 + stops_after
 
 
 def test_a_time_limited_fit_spends_its_learning_rate_by_the_time_or_the_epochs_left():

@@ -131,6 +131,43 @@ def test_unlabelled_images_train_a_self_training_round_that_never_lowers_the_bes
 
 
 @pytest.mark.slow
+def test_self_training_with_no_trusted_confidence_yet_trains_on_and_tries_again(folder, tmp_path):
+    """Under a time limit, a first try at self-training that finds no confidence to trust (stubbed)
+    does not end the run: the labelled images train on for half the time left, then the second try
+    pseudo-labels, and the run still ends within its time."""
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    for index in range(10):
+        (unlabelled / f"u{index}.png").write_bytes(synthetic_captcha(60_000 + index, CHARSET, (4,))[1])
+    program = (
+        "import sys\nfrom captcha_ocr.training import pseudo\n"
+        "tries = []\n"
+        "def choose(held_out, truths):\n"
+        "    tries.append(1)\n"
+        "    return None if len(tries) == 1 else 0.9\n"
+        "pseudo.choose_threshold = choose\n"
+        "pseudo.readings = lambda logits, charset, lengths: [('ab2d', 0.95) for i in range(len(logits))]\n"
+        "from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-c", program, "train", "--data", str(folder), "--unlabelled", str(unlabelled),
+         "--out", str(run), "--seed", "3", "--time-limit", "0.3"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert out.count("no confidence at which") == 1
+    assert out.index("then self-training tries again") < out.index("self-training round 1: 10 of 10")
+    state = json.loads((run / "state.json").read_text())
+    assert state["self_training"][0]["pseudo_labelled"] == 10  # a second round only if time is left for it
+    labelled_epochs = [r["epoch"] for r in state["history"] if r["phase"] == "labelled"]
+    retry_epochs = [r["epoch"] for r in state["history"] if r["phase"] == "self-training"]
+    assert retry_epochs and retry_epochs[0] == labelled_epochs[-1] + 1  # epochs go on across the phases
+    assert state["elapsed_s"] <= 0.3 * 60 + 10  # the last epoch may run over by its own length
+    assert (run / "export" / "config.json").is_file()
+
+
+@pytest.mark.slow
 def test_a_fresh_start_stuck_on_the_plateau_starts_again_and_the_run_still_exports(folder, tmp_path):
     """Restarts off CTC's plateau, with the plateau's test made to fire after one epoch: a 1-epoch
     model reads no held-out image, so each fresh start gives way to the next, then the last one

@@ -57,6 +57,16 @@ FINAL_SHARE = 0.02  # of the peak, the least a time-limited fit's learning rate 
 # the plateau did so within 700 steps (BENCHMARKS.md, ablations).
 PLATEAU_STEPS = 1000
 MAX_RESTARTS = 3
+# Patience counts epochs, but a small folder's epoch is a few steps: with 50 labels (45 to train on,
+# 6 steps an epoch) 50 epochs were 300 steps, 47 s of a 5-minute run, while the accuracy on its 5
+# held-out images still swung between 0.4 and 1.0 from epoch to epoch. So patience also covers at
+# least this many steps (a large folder's 50 epochs are many more).
+PATIENCE_MIN_STEPS = 2000
+# Self-training with no confidence to trust yet (pseudo.choose_threshold) trains on the labelled
+# images for half the time left and tries again, up to RETRIES times, while at least RETRY_SHARE of
+# the time limit is left.
+RETRIES = 2
+RETRY_SHARE = 0.2
 
 # A terminal gets Keras's progress bar; a log file or a pipe (a background run, CI) one line per
 # epoch with no escape codes or carriage returns
@@ -115,12 +125,14 @@ class Checkpointer(keras.callbacks.Callback):
     """Evaluate on the whole held-out set each epoch, keep last + best, stop at the target.
 
     `model` is what is exported (the trainer in `self.model` wraps it with augmentation); `last_epoch`
-    and `time_limit_s` bound this fit; patience counts from the best epoch or this fit's start."""
+    and `time_limit_s` bound this fit; patience counts from the best epoch or this fit's start, in
+    epochs of `steps_per_epoch` steps."""
 
     def __init__(self, settings: TrainSettings, model: keras.Model, validation: Dataset, state: dict,
-                 last_epoch: int, time_limit_s: float) -> None:
+                 last_epoch: int, time_limit_s: float, steps_per_epoch: int) -> None:
         super().__init__()
         self.settings = settings
+        self.steps_per_epoch = steps_per_epoch
         self.exported = model
         self.validation = validation
         self.state = state
@@ -173,13 +185,21 @@ class Checkpointer(keras.callbacks.Callback):
                 print(f"target accuracy reached on {len(self.validation)} held-out images, too few to stop on "
                       f"(it takes {MIN_VALIDATION_TO_STOP_AT_TARGET}): going on to the patience or time limit",
                       flush=True)
-        patience = self.settings.patience
+        patience = self._patience_epochs
         if patience and epoch - self._patience_from >= patience:
-            print(f"no better checkpoint for {patience} epochs: stopping", flush=True)
+            print(f"no better checkpoint for {patience} epochs ({patience * self.steps_per_epoch} steps): stopping",
+                  flush=True)
             self._stop("patience")
         if self.time_limit_s and elapsed >= self.time_limit_s:
             print(f"time limit of {self.time_limit_s / 60:g} min for this phase reached: stopping", flush=True)
             self._stop("time")
+
+    @property
+    def _patience_epochs(self) -> int:
+        """--patience in epochs, raised to cover PATIENCE_MIN_STEPS steps (0: no patience)."""
+        if not self.settings.patience:
+            return 0
+        return max(self.settings.patience, -(-PATIENCE_MIN_STEPS // max(1, self.steps_per_epoch)))
 
     @property
     def _patience_from(self) -> int:
@@ -194,8 +214,8 @@ class Checkpointer(keras.callbacks.Callback):
         """The whole run's progress, not only the epoch's: how many epochs at most remain and how long
         they take at this pace (patience, the epoch cap and the time limit each end it sooner)."""
         last = self.last_epoch
-        if self.settings.patience:
-            last = min(last, self._patience_from + self.settings.patience)
+        if self._patience_epochs:
+            last = min(last, self._patience_from + self._patience_epochs)
         per_epoch = elapsed / max(1, len(self.state["history"]))
         remaining = max(0.0, (last - epoch) * per_epoch)
         if self.time_limit_s:
@@ -361,12 +381,7 @@ def train(settings: TrainSettings, train_set: Dataset, validation: Dataset, resu
                 labelled = _fit_labelled(settings, train_set, validation, state, resume,
                                          has_unlabelled=unlabelled is not None)
             if unlabelled is not None and not reached_target(settings, state, len(validation)):
-                used = self_train(settings, train_set, validation, unlabelled, state)
-                if not used and labelled and state.get("stopped") == "time" and not _out_of_time(settings, state):
-                    print("no unlabelled image could be used: training on the labelled ones goes on for the time "
-                          "left", flush=True)
-                    _fit(settings, *labelled, train_set, validation, state, settings.epochs, settings.time_limit_s,
-                         settings.learning_rate)
+                self_train(settings, train_set, validation, unlabelled, state, labelled)
     except KeyboardInterrupt:
         if "best_epoch" not in state:
             raise DatasetError("stopped before the first epoch ended: there is no model to export") from None
@@ -442,16 +457,21 @@ def _start_off_the_plateau(settings: TrainSettings, train_set: Dataset, validati
 
 
 def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset, unlabelled: Dataset,
-               state: dict) -> bool:
+               state: dict, labelled: tuple[keras.Model, keras.Model] | None = None) -> bool:
     """Rounds of: read the unlabelled images with the best model, keep the confident readings, go on
     training from the best model on labelled + pseudo-labelled images. The held-out images judge
     every epoch, so the result is never worse than the labelled phase's on them. Says whether any
-    unlabelled image was used."""
+    unlabelled image was used.
+
+    Under a time limit, while no confidence can be trusted yet, the labelled phase's (trainer, model)
+    go on training on the labelled images alone and self-training tries again (_train_on_before_retry):
+    with 50 labels, the checkpoint kept when the labelled phase's share of the time ran out did not
+    always read its 5 held-out images, and a later one did (BENCHMARKS.md, "Which start")."""
     from captcha_ocr.training import pseudo
 
     rounds = state.setdefault("self_training", [])
     before = state["best_accuracy"]
-    used = False
+    used, retries = False, 0
     while len(rounds) < SELF_TRAINING_ROUNDS and not _out_of_time(settings, state):
         best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
         predict = functools.partial(best.predict, batch_size=256, verbose=0)
@@ -460,6 +480,10 @@ def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset,
         if threshold is None:
             print(f"self-training: no confidence at which {pseudo.PRECISION:.0%} of the held-out readings are right "
                   "yet, so no unlabelled image is used", flush=True)
+            if not used and labelled is not None and _train_on_before_retry(settings, *labelled, train_set,
+                                                                            validation, state, retries < RETRIES):
+                retries += 1
+                continue
             break
         read = pseudo.readings(predict(unlabelled.images), settings.charset, settings.lengths)
         extra = pseudo.pseudo_labelled(unlabelled, read, threshold, settings.lengths)
@@ -483,6 +507,24 @@ def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset,
     return used
 
 
+def _train_on_before_retry(settings: TrainSettings, trainer: keras.Model, model: keras.Model, train_set: Dataset,
+                           validation: Dataset, state: dict, may_retry: bool) -> bool:
+    """With no unlabelled image usable yet: train on the labelled images for half the time left, if
+    it `may_retry` and RETRY_SHARE of the time limit is left, and say that self-training tries again;
+    else for all the time left. Says whether to try again (False also without a time limit, time or
+    epochs left)."""
+    left = settings.time_limit_s - state.get("elapsed_s", 0.0)
+    if not settings.time_limit or left <= 0 or state["epoch"] >= settings.epochs:
+        return False
+    retry = may_retry and left >= RETRY_SHARE * settings.time_limit_s
+    spend = left / 2 if retry else left
+    print(f"training on the labelled images goes on for {spend / 60:.1f} min"
+          + (", then self-training tries again" if retry else ", the time left"), flush=True)
+    _fit(settings, trainer, model, train_set, validation, state, settings.epochs, state["elapsed_s"] + spend,
+         settings.learning_rate / 2, warmup=False)
+    return retry
+
+
 def _round_epochs(settings: TrainSettings, state: dict, size_ratio: float, rounds_left: int) -> int:
     """Epochs for a self-training round: half the epoch cap, or as many as fit in this round's share
     of the time left at the pace so far (so its learning rate decays before the time limit)."""
@@ -504,8 +546,9 @@ def _fit(settings: TrainSettings, trainer: keras.Model, model: keras.Model, trai
     """Train to last_epoch (or stop at until_epoch: the schedule and checkpoints still plan for
     last_epoch); `warmup`: a fresh model's gentler first epoch, not for one going on."""
     labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
+    steps_per_epoch = -(-len(train_set) // settings.batch_size)
     callbacks: list[keras.callbacks.Callback] = [Checkpointer(settings, model, validation, state, last_epoch,
-                                                              time_limit_s)]
+                                                              time_limit_s, steps_per_epoch)]
     if time_limit_s:
         callbacks.insert(0, BudgetCosine(peak_learning_rate, state, last_epoch, time_limit_s, warmup))
     trainer.fit(train_set.images, labels, batch_size=settings.batch_size, epochs=until_epoch or last_epoch,
