@@ -57,6 +57,16 @@ def test_a_backbone_brings_the_network_it_fits(tmp_path):
         ("medium", "small", "small", "medium")
 
 
+def test_a_folder_run_from_the_general_backbone_fine_tunes_at_a_lower_rate_unless_one_is_given(tmp_path):
+    def rate(**overrides):
+        return settings.settings_for_run(tmp_path / str(len(overrides)), overrides, resume=False)[0].learning_rate
+
+    assert rate(data_dir="d", init="general") == settings.FOLDER_LEARNING_RATES["general"] == 5e-4
+    assert rate(data_dir="d", init="general", learning_rate=0.01) == 0.01
+    assert rate(data_dir="d", init="synthetic") == rate(data_dir="d", init="random") == 2e-3
+    assert rate(generator="randomised", init="general") == 2e-3  # the general model's own run: not a folder
+
+
 def test_a_folder_run_starts_from_the_general_model_below_the_label_count_where_the_synthetic_one_stalls(tmp_path):
     assert settings.BACKBONES["general"].is_file()  # what the package ships for --init general and auto
     few, many = tmp_path / "few", tmp_path / "many"

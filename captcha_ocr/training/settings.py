@@ -42,6 +42,17 @@ BACKBONES = {"synthetic": Path(__file__).with_name("synthetic_backbone.npz"),
 # test; from 200 labels on it read as much or more, and the small network it gives costs less
 # memory as a served model (docs/models.md).
 GENERAL_START_BELOW = 200
+# Patience counts epochs, but a small folder's epoch is a few steps: with 50 labels (45 to train on,
+# 6 steps an epoch) 50 epochs were 300 steps, 47 s of a 5-minute run, while the accuracy on its 5
+# held-out images still swung between 0.4 and 1.0 from epoch to epoch. So patience also covers at
+# least this many steps (a large folder's 50 epochs are many more).
+PATIENCE_MIN_STEPS = 2000
+# A folder run's peak learning rate from each start, where it is not TrainSettings' default. From
+# the general backbone, which already reads much of a user's captchas, 0.002 unlearned it: with 50
+# labels (45 to train on), seed 3's held-out accuracy fell from 0.8 after one epoch to 0.4 as the
+# training loss reached zero, and it read 86.5% of the unseen test; at 0.0005, 97.1% (BENCHMARKS.md,
+# "Which start"). The general model itself trained best at 0.0006 (docs/general-model.md).
+FOLDER_LEARNING_RATES = {"general": 5e-4}
 # what --resume may change
 RESUMABLE = ("epochs", "target_accuracy", "workers", "patience", "time_limit", "unlabelled_dir")
 
@@ -77,8 +88,8 @@ class TrainSettings:
         f"random weights; auto: the general model's below {GENERAL_START_BELOW} labelled images, else the "
         "synthetic one's (default: auto for --data, random otherwise)", choices=("auto", *INIT_MODEL_SIZES)))
     patience: int = field(default=0, metadata=flag(  # 0: never stop early
-        "--patience", "stop after this many epochs with no better checkpoint (default: 50 for --data, never for "
-        "synthetic)", type=int))
+        "--patience", f"stop after this many epochs with no better checkpoint, and no fewer than "
+        f"{PATIENCE_MIN_STEPS} steps (default: 50 for --data, never for synthetic)", type=int))
     generator: str = field(default="captcha", metadata=flag(
         "--generator", "where synthetic captchas come from without --data: the `captcha` library (one style, the "
         "shipped default's) or the domain-randomised generator (many fonts, colours and noises: the general model; "
@@ -109,7 +120,8 @@ class TrainSettings:
         type=int))
     batch_size: int = field(default=64, metadata=flag("--batch-size", "default 64 (8 with --data)", type=int))
     learning_rate: float = field(default=2e-3, metadata=flag(
-        "--learning-rate", "peak learning rate (default 0.002)", type=float))
+        "--learning-rate", f"peak learning rate (default 0.002; {FOLDER_LEARNING_RATES['general']:g} for --data from "
+        "the general model's backbone)", type=float))
     target_accuracy: float = field(default=1.0, metadata=flag(
         "--target-accuracy", "stop once held-out accuracy reaches this (0-1)", type=float))
     seed: int = field(default=1, metadata=flag("--seed", "seed for data, split and weights (default 1)", type=int))
@@ -202,6 +214,8 @@ def settings_for_run(out_dir: Path, overrides: dict[str, Any], resume: bool) -> 
         settings.init = auto_init(settings)
     if "model_size" not in overrides and INIT_MODEL_SIZES[settings.init]:
         settings.model_size = INIT_MODEL_SIZES[settings.init]  # the backbone's network, else nothing transfers
+    if settings.data_dir and "learning_rate" not in overrides and settings.init in FOLDER_LEARNING_RATES:
+        settings.learning_rate = FOLDER_LEARNING_RATES[settings.init]
     return settings, False
 
 

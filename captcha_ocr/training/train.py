@@ -42,7 +42,7 @@ from captcha_ocr.training.data import (  # noqa: E402
     synthetic_dataset,
 )
 from captcha_ocr.training.model import build_model  # noqa: E402
-from captcha_ocr.training.settings import TrainSettings  # noqa: E402
+from captcha_ocr.training.settings import PATIENCE_MIN_STEPS, TrainSettings  # noqa: E402
 
 # With 40 held-out images, all 40 right can happen long before the model is good on unseen ones;
 # reaching the target stops a run only on this many (smaller sets go on to the patience or time limit).
@@ -57,11 +57,6 @@ FINAL_SHARE = 0.02  # of the peak, the least a time-limited fit's learning rate 
 # the plateau did so within 700 steps (BENCHMARKS.md, ablations).
 PLATEAU_STEPS = 1000
 MAX_RESTARTS = 3
-# Patience counts epochs, but a small folder's epoch is a few steps: with 50 labels (45 to train on,
-# 6 steps an epoch) 50 epochs were 300 steps, 47 s of a 5-minute run, while the accuracy on its 5
-# held-out images still swung between 0.4 and 1.0 from epoch to epoch. So patience also covers at
-# least this many steps (a large folder's 50 epochs are many more).
-PATIENCE_MIN_STEPS = 2000
 # Self-training with no confidence to trust yet (pseudo.choose_threshold) trains on the labelled
 # images for half the time left and tries again, up to RETRIES times, while at least RETRY_SHARE of
 # the time limit is left.
