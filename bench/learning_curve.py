@@ -39,7 +39,7 @@ RESULTS = BENCH / "results" / "learning_curve.json"
 PLOT = BENCH / "results" / "learning_curve.png"
 TEST_FRACTION = 0.2
 TEST_SEED = 0  # one test split per set, whatever the run's seed
-DEFAULT_INIT = "synthetic"  # train --data's start; records from before --init existed had it
+DEFAULT_INIT = "synthetic"  # the curve's start unless --init says (records from before --init existed had it)
 RECORD_KEY = ("set", "size_arg", "seed", "unlabelled", "init")
 
 

@@ -27,7 +27,7 @@ def test_only_what_was_given_overrides():
 
 def test_folder_runs_get_folder_defaults_under_what_was_given(tmp_path):
     run, resumed = settings.settings_for_run(tmp_path / "run", {"data_dir": "d", "epochs": 7}, resume=False)
-    assert not resumed and run.epochs == 7 and run.batch_size == 8 and run.init == "synthetic"
+    assert not resumed and run.epochs == 7 and run.batch_size == 8 and run.init == "general"
     synthetic, _ = settings.settings_for_run(tmp_path / "run2", {}, resume=False)
     assert synthetic.epochs == 10 and synthetic.init == "random"
 
@@ -50,38 +50,45 @@ def test_the_randomised_generator_brings_the_general_models_defaults(tmp_path):
 
 def test_a_backbone_brings_the_network_it_fits(tmp_path):
     general, _ = settings.settings_for_run(tmp_path / "a", {"data_dir": "d", "init": "general"}, resume=False)
-    synthetic, _ = settings.settings_for_run(tmp_path / "b", {"data_dir": "d"}, resume=False)
+    synthetic, _ = settings.settings_for_run(tmp_path / "b", {"data_dir": "d", "init": "synthetic"}, resume=False)
     random_small, _ = settings.settings_for_run(tmp_path / "c", {"data_dir": "d", "init": "random"}, resume=False)
     chosen, _ = settings.settings_for_run(tmp_path / "d", {"init": "random", "model_size": "medium"}, resume=False)
     assert (general.model_size, synthetic.model_size, random_small.model_size, chosen.model_size) == \
         ("medium", "small", "small", "medium")
 
 
-def test_a_folder_run_from_the_general_backbone_fine_tunes_at_a_lower_rate_unless_one_is_given(tmp_path):
-    def rate(**overrides):
-        return settings.settings_for_run(tmp_path / str(len(overrides)), overrides, resume=False)[0].learning_rate
-
-    assert rate(data_dir="d", init="general") == settings.FOLDER_LEARNING_RATES["general"] == 5e-4
-    assert rate(data_dir="d", init="general", learning_rate=0.01) == 0.01
-    assert rate(data_dir="d", init="synthetic") == rate(data_dir="d", init="random") == 2e-3
-    assert rate(generator="randomised", init="general") == 2e-3  # the general model's own run: not a folder
-
-
-def test_a_folder_run_starts_from_the_general_model_below_the_label_count_where_the_synthetic_one_stalls(tmp_path):
-    assert settings.BACKBONES["general"].is_file()  # what the package ships for --init general and auto
+def test_a_small_folder_from_the_general_backbone_fine_tunes_at_a_lower_rate_unless_one_is_given(tmp_path):
     few, many = tmp_path / "few", tmp_path / "many"
-    for folder, count in ((few, settings.GENERAL_START_BELOW - 1), (many, settings.GENERAL_START_BELOW)):
+    for folder, count in ((few, settings.FEW_LABELS_BELOW - 1), (many, settings.FEW_LABELS_BELOW)):
         folder.mkdir()
         for index in range(count):
             (folder / f"a{index:04d}.png").write_bytes(b"")  # counted by name, never decoded here
-    small_folder, _ = settings.settings_for_run(tmp_path / "r1", {"data_dir": str(few)}, resume=False)
-    large_folder, _ = settings.settings_for_run(tmp_path / "r2", {"data_dir": str(many)}, resume=False)
-    told, _ = settings.settings_for_run(tmp_path / "r3", {"data_dir": str(few), "init": "synthetic"}, resume=False)
-    assert (small_folder.init, small_folder.model_size) == ("general", "medium")
-    assert (large_folder.init, large_folder.model_size) == ("synthetic", "small")
+
+    def rate(**overrides):
+        return settings.settings_for_run(tmp_path / "run", overrides, resume=False)[0].learning_rate
+
+    assert rate(data_dir=str(few)) == settings.FEW_LABELS_LEARNING_RATE == 5e-4  # auto: the general start
+    assert rate(data_dir=str(few), init="general") == 5e-4
+    assert rate(data_dir=str(few), init="general", learning_rate=0.01) == 0.01
+    assert rate(data_dir=str(few), init="synthetic") == rate(data_dir=str(few), init="random") == 2e-3
+    assert rate(data_dir=str(many), init="general") == rate(data_dir=str(many)) == 2e-3  # auto: general too
+    assert rate(generator="randomised", init="general") == 2e-3  # the general model's own run: not a folder
+
+
+def test_a_folder_run_starts_from_the_general_model_wherever_the_package_has_it(tmp_path, monkeypatch):
+    assert settings.BACKBONES["general"].is_file()  # what the package ships for --init general and auto
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a1b2.png").write_bytes(b"")
+    auto, _ = settings.settings_for_run(tmp_path / "r1", {"data_dir": str(folder)}, resume=False)
+    told, _ = settings.settings_for_run(tmp_path / "r2", {"data_dir": str(folder), "init": "synthetic"}, resume=False)
+    assert (auto.init, auto.model_size) == ("general", "medium")
     assert (told.init, told.model_size) == ("synthetic", "small")  # a given --init is kept
-    small_folder.save()
+    auto.save()
     assert settings.TrainSettings.load(tmp_path / "r1").init == "general"  # a resume keeps the choice
+    monkeypatch.setitem(settings.BACKBONES, "general", tmp_path / "left-out.npz")  # a build without it
+    slim, _ = settings.settings_for_run(tmp_path / "r3", {"data_dir": str(folder)}, resume=False)
+    assert (slim.init, slim.model_size) == ("synthetic", "small")
 
 
 def test_a_folder_that_is_no_run_is_a_one_line_error_not_a_traceback(tmp_path):
