@@ -58,6 +58,16 @@ def run_cli(*args):
                           text=True, timeout=600)
 
 
+def train_with(stubs: str, *args: str) -> subprocess.CompletedProcess:
+    """`captcha-ocr train ARGS` in a child process whose modules `stubs` (Python lines) patched first;
+    asserts it succeeded."""
+    program = f"import sys\n{stubs}from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    result = subprocess.run([sys.executable, "-c", program, "train", *args], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 @pytest.mark.slow
 def test_training_on_a_folder_exports_a_servable_model(folder, tmp_path):
     result = run_cli("train", "--data", str(folder), "--out", str(tmp_path / "run"), "--epochs", "2", "--seed", "3")
@@ -107,19 +117,13 @@ def test_unlabelled_images_train_a_self_training_round_that_never_lowers_the_bes
     for index in range(30):
         (unlabelled / f"u{index}.png").write_bytes(synthetic_captcha(50_000 + index, CHARSET, (4,))[1])
     (unlabelled / "copy.png").write_bytes(next(folder.glob("*_7.png")).read_bytes())  # labelled in --data
-    program = (
-        "import sys\nfrom captcha_ocr.training import pseudo\n"
-        "pseudo.choose_threshold = lambda held_out, truths: 0.9\n"
-        "pseudo.readings = lambda logits, charset, lengths: "
-        "[('ab2d' if i % 3 else 'ab', 0.95) for i in range(len(logits))]\n"
-        "from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-    )
+    stubs = ("from captcha_ocr.training import pseudo\n"
+             "pseudo.choose_threshold = lambda held_out, truths: 0.9\n"
+             "pseudo.readings = lambda logits, charset, lengths: "
+             "[('ab2d' if i % 3 else 'ab', 0.95) for i in range(len(logits))]\n")
     run = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-c", program, "train", "--data", str(folder), "--unlabelled", str(unlabelled),
-         "--out", str(run), "--epochs", "2", "--seed", "3", "--time-limit", "0"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = train_with(stubs, "--data", str(folder), "--unlabelled", str(unlabelled), "--out", str(run),
+                        "--epochs", "2", "--seed", "3", "--time-limit", "0")
     assert "30 unlabelled images in" in result.stdout  # the copy of a labelled image is left out
     assert "self-training round 1: 20 of 30 unlabelled images" in result.stdout  # 'ab' is of no label's length
     state = json.loads((run / "state.json").read_text())
@@ -139,22 +143,16 @@ def test_self_training_with_no_trusted_confidence_yet_trains_on_and_tries_again(
     unlabelled.mkdir()
     for index in range(10):
         (unlabelled / f"u{index}.png").write_bytes(synthetic_captcha(60_000 + index, CHARSET, (4,))[1])
-    program = (
-        "import sys\nfrom captcha_ocr.training import pseudo\n"
-        "tries = []\n"
-        "def choose(held_out, truths):\n"
-        "    tries.append(1)\n"
-        "    return None if len(tries) == 1 else 0.9\n"
-        "pseudo.choose_threshold = choose\n"
-        "pseudo.readings = lambda logits, charset, lengths: [('ab2d', 0.95) for i in range(len(logits))]\n"
-        "from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-    )
+    stubs = ("from captcha_ocr.training import pseudo\n"
+             "tries = []\n"
+             "def choose(held_out, truths):\n"
+             "    tries.append(1)\n"
+             "    return None if len(tries) == 1 else 0.9\n"
+             "pseudo.choose_threshold = choose\n"
+             "pseudo.readings = lambda logits, charset, lengths: [('ab2d', 0.95) for i in range(len(logits))]\n")
     run = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-c", program, "train", "--data", str(folder), "--unlabelled", str(unlabelled),
-         "--out", str(run), "--seed", "3", "--time-limit", "0.3"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = train_with(stubs, "--data", str(folder), "--unlabelled", str(unlabelled), "--out", str(run),
+                        "--seed", "3", "--time-limit", "0.3")
     out = result.stdout
     assert out.count("no confidence at which") == 1
     assert out.index("then self-training tries again") < out.index("self-training round 1: 10 of 10")
@@ -173,13 +171,9 @@ def test_a_fresh_start_stuck_on_the_plateau_starts_again_and_the_run_still_expor
     model reads no held-out image, so each fresh start gives way to the next, then the last one
     trains on to the epoch cap within the time limit. From random weights: a backbone with output
     columns reads held-out images after one epoch, and never sits on the plateau."""
-    program = ("import sys\nfrom captcha_ocr.training import train\ntrain.PLATEAU_STEPS = 1\n"
-               "from captcha_ocr.cli import main\nsys.exit(main(sys.argv[1:]))\n")
     run = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-c", program, "train", "--data", str(folder), "--out", str(run),
-                             "--epochs", "6", "--seed", "3", "--init", "random"],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = train_with("from captcha_ocr.training import train\ntrain.PLATEAU_STEPS = 1\n", "--data", str(folder),
+                        "--out", str(run), "--epochs", "6", "--seed", "3", "--init", "random")
     state = json.loads((run / "state.json").read_text())
     assert state["restarts"] == [1, 2, 3] and state["epoch"] == 6  # three 1-epoch starts, then 3 epochs
     assert result.stdout.count("starting again from the backbone") == 3
