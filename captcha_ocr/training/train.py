@@ -265,6 +265,11 @@ def _save_atomically(model: keras.Model, path: Path) -> None:
     os.replace(partial, path)
 
 
+def steps_in_epoch(settings: TrainSettings, images: int) -> int:
+    """Batches in one epoch over `images` (the last one may be short)."""
+    return -(-images // settings.batch_size)
+
+
 def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: int, epochs: int,
                     learning_rate: float | None = None) -> keras.Model:
     """What fit() trains: the model behind the augmentation layers (when augmenting), sharing its
@@ -279,7 +284,7 @@ def compile_trainer(settings: TrainSettings, model: keras.Model, train_images: i
     if settings.time_limit:
         trainer.compile(optimizer=keras.optimizers.Adam(peak * WARMUP_SHARE), loss=ctc_loss)
         return trainer
-    steps_per_epoch = (train_images + settings.batch_size - 1) // settings.batch_size
+    steps_per_epoch = steps_in_epoch(settings, train_images)
     total = steps_per_epoch * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 10,
@@ -431,7 +436,7 @@ def _start_off_the_plateau(settings: TrainSettings, train_set: Dataset, validati
     already ended the phase, by the target, the patience or the time). Under a time limit, each of
     up to MAX_RESTARTS fresh starts that reads no held-out image within PLATEAU_STEPS steps gives
     way to the next (its epochs and time count against the run's)."""
-    steps_per_epoch = -(-len(train_set) // settings.batch_size)
+    steps_per_epoch = steps_in_epoch(settings, len(train_set))
     probe_epochs = -(-PLATEAU_STEPS // steps_per_epoch)
     time_limit_s = settings.time_limit_s * (SUPERVISED_SHARE if has_unlabelled else 1.0)
     for attempt in range(MAX_RESTARTS + 1):
@@ -461,7 +466,8 @@ def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset,
     Under a time limit, while no confidence can be trusted yet, the labelled phase's (trainer, model)
     go on training on the labelled images alone and self-training tries again (_train_on_before_retry):
     with 50 labels, the checkpoint kept when the labelled phase's share of the time ran out did not
-    always read its 5 held-out images, and a later one did (BENCHMARKS.md, "Which start")."""
+    always read its 5 held-out images, and a later one did; with 100 labels of tjsp_captchas the third
+    try pseudo-labelled (BENCHMARKS.md, "Which start" and "Few labels from the general backbone")."""
     from captcha_ocr.training import pseudo
 
     rounds = state.setdefault("self_training", [])
@@ -541,7 +547,7 @@ def _fit(settings: TrainSettings, trainer: keras.Model, model: keras.Model, trai
     """Train to last_epoch (or stop at until_epoch: the schedule and checkpoints still plan for
     last_epoch); `warmup`: a fresh model's gentler first epoch, not for one going on."""
     labels, _ = train_set.encode_labels(settings.charset, max(settings.lengths))
-    steps_per_epoch = -(-len(train_set) // settings.batch_size)
+    steps_per_epoch = steps_in_epoch(settings, len(train_set))
     callbacks: list[keras.callbacks.Callback] = [Checkpointer(settings, model, validation, state, last_epoch,
                                                               time_limit_s, steps_per_epoch)]
     if time_limit_s:
