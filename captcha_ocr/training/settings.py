@@ -231,11 +231,10 @@ def labelled_images(settings: TrainSettings) -> int | None:
 def auto_init(settings: TrainSettings) -> str:
     """--init auto's choice (a folder run's default): the general model's backbone where this package
     has it, else the synthetic one's. Side by side in 5-minute runs (BENCHMARKS.md, "Few labels from
-    the general backbone" and "All labels from the general backbone"), the synthetic start stayed
-    on CTC's plateau with 50 labels where the general one read 95-98% of the test, and on all of
-    tjsp_captchas' labels the v5 backbone read 98.52, 98.52 and 97.78% (seeds 1-3) against the
-    synthetic start's 97.54, 97.29 and 97.78%. Its network is the medium one, which costs more
-    memory as served (docs/models.md)."""
+    the general backbone" and "All labels from the general backbone") the general start read more on
+    average at every folder size tried, from 50 labels (where the synthetic start never left
+    CTC's plateau) to all of a real set's; so there is no size threshold. Its network is the medium
+    one, which costs more memory as served (docs/models.md)."""
     chosen = "general" if settings.data_dir and BACKBONES["general"].is_file() else "synthetic"
     print(f"--init auto: starting from the {chosen} model's backbone", flush=True)
     return chosen
