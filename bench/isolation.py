@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""What decoding in a worker process costs, on the SCF bundle under Python 3.10 (`-I -S`).
+"""What decoding in a worker process costs, and where a request's time goes, on the SCF bundle under
+Python 3.10 (`-I -S`).
 
     python bench/isolation.py [--bundle build/budget/unzipped] [--requests 300] [--quick]
 
 In one process inside the unzipped bundle, the same captchas are read through `main_handler` with
 the decoding worker (what ships) and in the handler's own process (DecoderPool.isolated off),
-interleaved in rounds; then the worker's start (a fork at cold start) and its replacement after a
+interleaved in rounds; then the request's stages one by one in that process (preprocessing, the
+interpreter, CTC decoding); then the worker's start (a fork at cold start) and its replacement after a
 crash are timed, and the idle worker's own memory (private pages) is read. Medians; writes
 bench/results/isolation.json.
 """
@@ -47,6 +49,24 @@ for round_ in range(rounds):
             index.main_handler(events[i % len(events)], None)
             times[isolated].append(time.perf_counter() - started)
 app.reader.decoder.isolated = True
+from captcha_ocr.decoding import decode_logits
+from captcha_ocr.imaging import preprocess
+recognizer = app.models.default.recognizer
+tensors = [preprocess(png, config.height, config.width, app.limits, config.gray).tensor for png in images]
+logits = [recognizer.logits(tensor) for tensor in tensors]
+stages = {
+    "preprocess": lambda i: preprocess(images[i], config.height, config.width, app.limits, config.gray),
+    "inference": lambda i: recognizer.logits(tensors[i]),
+    "ctc_decode": lambda i: decode_logits(logits[i], config.charset, config.lengths),
+}
+stage_ms = {}
+for name, stage in stages.items():
+    spent = []
+    for i in range(requests):
+        started = time.perf_counter()
+        stage(i % len(images))
+        spent.append(time.perf_counter() - started)
+    stage_ms[name] = statistics.median(spent) * 1000
 starts, replacements = [], []
 for _ in range(10):
     started = time.perf_counter()
@@ -67,7 +87,7 @@ pool.close()
 (pid,) = app.reader.decoder.pids
 fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup") if ":" in line)
 private = sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
-print(json.dumps({"isolated_ms": statistics.median(times[True]) * 1000,
+print(json.dumps({"stages_ms": stage_ms, "isolated_ms": statistics.median(times[True]) * 1000,
                   "in_process_ms": statistics.median(times[False]) * 1000,
                   "worker_start_ms": statistics.median(starts) * 1000,
                   "crash_and_replace_ms": statistics.median(replacements) * 1000,
@@ -89,6 +109,11 @@ def main() -> int:
     print("| what | median |\n| --- | ---: |")
     print(f"| request, decoding in the worker (what ships) | {result['isolated_ms']:.3f} ms |")
     print(f"| request, decoding in the handler's process | {result['in_process_ms']:.3f} ms |")
+    stages = result["stages_ms"]
+    for name, what in (("preprocess", "screen, decode, gray, resize (imaging.preprocess)"),
+                       ("inference", "the interpreter (Recognizer.logits)"),
+                       ("ctc_decode", "CTC decoding and the sequence probability (decoding.decode_logits)")):
+        print(f"| a stage alone, in a loop of its own: {what} | {stages[name]:.3f} ms |")
     print(f"| the worker's cost per request | {result['isolated_ms'] - result['in_process_ms']:.3f} ms |")
     print(f"| starting the worker (a fork, at cold start) | {result['worker_start_ms']:.2f} ms |")
     print(f"| a crashing decode, answered, the worker replaced | {result['crash_and_replace_ms']:.2f} ms |")

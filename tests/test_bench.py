@@ -46,7 +46,8 @@ def test_soak_quick(tmp_path):
 @pytest.mark.slow
 def test_bundle_benchmarks_quick(bundle, unzipped_bundle, tmp_path):
     root, _ = unzipped_bundle
-    assert "the worker's cost per request" in bench(BENCH / "isolation.py", "--quick", "--bundle", root)
+    isolation = bench(BENCH / "isolation.py", "--quick", "--bundle", root)
+    assert "the worker's cost per request" in isolation and "(Recognizer.logits) | 0." in isolation
     assert "1 classes" in bench(BENCH / "budget.py", "--bundle", root, "--only", "svg")
     bench(BENCH / "models.py", "--bundle", root, "--repeats", "1", "--out", tmp_path)
     counts = [row["models"] for row in json.loads((tmp_path / "models.json").read_text())]
