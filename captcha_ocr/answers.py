@@ -13,6 +13,9 @@ import re
 from typing import NamedTuple
 
 TASKS = ("text", "arithmetic")
+# the operators a question's reading holds, as the general model's charset draws them (and as its
+# generator places them: only in questions, never in text)
+OPERATORS = "+-*=?"
 MAX_CHARS = 32  # "12×34+56÷7=?" is 12; a reading much longer is not a question a captcha asks
 MAX_DEPTH = 3
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９＋－×÷＊／＝？（）", "0123456789+-*/*/=?()")

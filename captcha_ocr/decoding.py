@@ -3,16 +3,20 @@ its per-character confidences and P(text | image).
 
 Greedy first (the best class per frame, repeats merged, blanks dropped); when the label lengths
 seen in training are known and the greedy reading has another length, the most probable path of a
-seen length instead. Plain numpy, so the bundle needs nothing more. The CTC blank is
-config.blank_index.
+seen length instead. A charset of letters and the arithmetic operators both (the general model's)
+reads either a question or text: a reading holding an operator that asks no question is read
+again without the operators' classes. Plain numpy, so the bundle needs nothing more. The CTC blank
+is config.blank_index.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
+from captcha_ocr.answers import OPERATORS, is_question
 from captcha_ocr.config import blank_index
 
 
@@ -32,11 +36,6 @@ class Recognition:
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def greedy_path(log_probs: np.ndarray, blank: int) -> list[tuple[int, float]]:
-    """Best class per frame, repeats merged, blanks dropped: (class, its best frame probability)."""
-    return collapse_frames(log_probs.argmax(axis=-1), log_probs, blank)
 
 
 def collapse_frames(frames: np.ndarray, log_probs: np.ndarray, blank: int) -> list[tuple[int, float]]:
@@ -122,16 +121,12 @@ def sequence_probability(log_probs: np.ndarray, labels: list[int], blank: int) -
 
 
 def decode_logits(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> Recognition:
-    """Greedy CTC decode of one image's (frames, classes) logits. Given the label lengths seen in
-    training, a greedy reading of another length (wrong, where the site's captchas keep to those
-    lengths) is replaced by the most probable path of a seen length, whose confidence is that
-    reading's own probability."""
+    """CTC decode of one image's (frames, classes) logits (the module's rules: greedy, then a seen
+    length, then questions or text). The confidences are the model's own: each character's best
+    frame probability and the reading's probability summed over every alignment."""
     log_probs = log_softmax(logits.astype(np.float64))
     blank = blank_index(charset)
-    path = greedy_path(log_probs, blank)
-    if lengths and len(path) not in lengths:
-        frames = best_path_of_length(log_probs, blank, tuple(lengths))
-        path = collapse_frames(frames, log_probs, blank) if frames is not None else path
+    path = collapse_frames(reading_frames(logits, charset, lengths), log_probs, blank)
     chars = tuple(CharResult(charset[label], round(prob, 4)) for label, prob in path)
     confidence = sequence_probability(log_probs, [label for label, _ in path], blank)
     return Recognition(text="".join(c.char for c in chars), confidence=round(confidence, 4), chars=chars)
@@ -139,19 +134,57 @@ def decode_logits(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = (
 
 def read_texts(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> list[str]:
     """A batch's texts, (batch, frames, classes) -> texts, decoded exactly as serving decodes one
-    image (decode_logits: greedy, then a seen length): training's held-out accuracy, its checkpoint
-    choice and its error plots score the readings the served model will give. The sequence
-    probability, which only serving's reply needs, is not computed."""
+    image (decode_logits): training's held-out accuracy, its checkpoint choice and its error plots
+    score the readings the served model will give. The confidences, which only serving's reply
+    needs, are not computed."""
     blank = blank_index(charset)
-    texts = []
-    for frame_logits in logits:
-        best = frame_logits.argmax(axis=-1)
-        keep = (best != blank) & np.concatenate(([True], best[1:] != best[:-1]))
-        if lengths and int(keep.sum()) not in lengths:
-            log_probs = log_softmax(frame_logits.astype(np.float64))
-            frames = best_path_of_length(log_probs, blank, tuple(lengths))
-            if frames is not None:
-                best = frames
-                keep = (best != blank) & np.concatenate(([True], best[1:] != best[:-1]))
-        texts.append("".join(charset[i] for i in best[keep]))
-    return texts
+    return [_text(reading_frames(frame_logits, charset, lengths), charset, blank) for frame_logits in logits]
+
+
+def reading_frames(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> np.ndarray:
+    """The class per frame whose CTC reading is the image's: greedy, else the best path of a seen
+    length; for a charset of letters and operators, without the operators where they ask no question
+    (the general model's generator puts operators in questions only, yet it read `=` where a text
+    captcha has `s`: docs/general-model.md, "What it gets wrong")."""
+    blank = blank_index(charset)
+    frames = _seen_length_frames(logits, blank, lengths)
+    operators = _operator_classes(charset)
+    if operators:
+        text = _text(frames, charset, blank)
+        if any(char in OPERATORS for char in text) and not is_question(text):
+            masked = logits.astype(np.float64)
+            masked[:, operators] = _NEVER
+            frames = _seen_length_frames(masked, blank, lengths)
+    return frames
+
+
+_NEVER = -1e30  # a class's logit that no path takes
+
+
+def _seen_length_frames(logits: np.ndarray, blank: int, lengths: tuple[int, ...]) -> np.ndarray:
+    frames = logits.argmax(axis=-1)
+    if lengths and _length(frames, blank) not in lengths:
+        best = best_path_of_length(log_softmax(logits.astype(np.float64)), blank, tuple(lengths))
+        if best is not None:
+            frames = best
+    return frames
+
+
+def _kept(frames: np.ndarray, blank: int) -> np.ndarray:
+    return (frames != blank) & np.concatenate(([True], frames[1:] != frames[:-1]))
+
+
+def _length(frames: np.ndarray, blank: int) -> int:
+    return int(_kept(frames, blank).sum())
+
+
+def _text(frames: np.ndarray, charset: str, blank: int) -> str:
+    return "".join(charset[i] for i in frames[_kept(frames, blank)])
+
+
+@lru_cache(maxsize=64)
+def _operator_classes(charset: str) -> list[int]:
+    """The operators' classes of a charset holding letters and every operator; none for any other."""
+    if not set(OPERATORS) <= set(charset) or not any(char.isalpha() for char in charset):
+        return []
+    return [charset.index(char) for char in OPERATORS]

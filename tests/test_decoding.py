@@ -106,3 +106,51 @@ def test_a_batch_reads_exactly_as_serving_reads_each_image(seed, lengths):
 
 def test_the_blank_is_the_class_after_the_charset():
     assert blank_index("abc") == 3
+
+
+MIXED = "0123456789abs+-*=?"  # letters and every operator: the general model's kind of charset
+MIXED_BLANK = blank_index(MIXED)
+
+
+def mixed_logits(text: str, runner_up: dict[int, str] | None = None) -> np.ndarray:
+    """A frame per character with a blank after each; `runner_up` gives some frames a second choice."""
+    logits = np.zeros((2 * len(text), MIXED_BLANK + 1))
+    for i, char in enumerate(text):
+        logits[2 * i, MIXED.index(char)] = 8.0
+        logits[2 * i + 1, MIXED_BLANK] = 8.0
+    for i, char in (runner_up or {}).items():
+        logits[2 * i, MIXED.index(char)] = 6.0
+    return logits
+
+
+def test_an_operator_in_a_reading_that_asks_no_question_gives_way_to_the_best_other_class():
+    logits = mixed_logits("ab=b", runner_up={2: "s"})
+    result = decode_logits(logits, MIXED)
+    assert result.text == "absb"
+    assert result.chars[2].confidence < 0.5  # the model's own probability of the character, not renormalised
+    assert read_texts(logits[np.newaxis], MIXED) == ["absb"]
+
+
+@pytest.mark.parametrize("question", ["12+7=?", "3*4=", "9-2"])
+def test_a_question_keeps_its_operators(question):
+    logits = mixed_logits(question, runner_up={i: "s" for i in range(len(question))})
+    assert decode_logits(logits, MIXED).text == question
+
+
+def test_a_charset_without_letters_or_without_every_operator_reads_its_operators_as_it_sees_them():
+    for charset in ("0123456789+-*=?", "abs-"):  # an arithmetic model's; a text model whose labels hold '-'
+        blank = blank_index(charset)
+        logits = np.zeros((4, blank + 1))
+        logits[[0, 2], [charset.index("-"), charset.index("-")]] = 8.0
+        logits[[1, 3], blank] = 8.0
+        logits[0, 0] = 6.0
+        assert decode_logits(logits, charset).text == "--"
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("lengths", [(), (3,), (2, 4)])
+def test_a_batch_of_a_mixed_charset_reads_exactly_as_serving_reads_each_image(seed, lengths):
+    rng = np.random.default_rng(seed)
+    batch = rng.normal(size=(6, 10, MIXED_BLANK + 1)) * 3
+    batch[:, :, MIXED.index("=")] += 2.0  # operators often win, so the re-reading is exercised
+    assert read_texts(batch, MIXED, lengths) == [decode_logits(logits, MIXED, lengths).text for logits in batch]

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from captcha_ocr.answers import OPERATORS
 from captcha_ocr.errors import UserError
 from captcha_ocr.synthetic import derive_seed, seeded_captcha
 from captcha_ocr.training.settings import GENERAL_CHARSET, GENERAL_DEFAULTS
 
-OPERATORS = "+-*=?"
 GENERAL_LENGTHS = GENERAL_DEFAULTS["lengths"]
 FONT_DIRS = ("/usr/share/fonts",)
 # symbol and dingbat faces draw no letters
