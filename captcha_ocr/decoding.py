@@ -138,7 +138,8 @@ def read_texts(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) 
     score the readings the served model will give. The confidences, which only serving's reply
     needs, are not computed."""
     blank = blank_index(charset)
-    return [_text(reading_frames(frame_logits, charset, lengths), charset, blank) for frame_logits in logits]
+    return [_spell(_labels(reading_frames(frame_logits, charset, lengths), blank), charset)
+            for frame_logits in logits]
 
 
 def reading_frames(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> np.ndarray:
@@ -151,7 +152,7 @@ def reading_frames(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = 
     operators = _operator_classes(charset)
     if operators:
         labels = _labels(frames, blank)
-        if not operators.isdisjoint(labels) and not is_question("".join(charset[i] for i in labels)):
+        if not operators.isdisjoint(labels) and not is_question(_spell(labels, charset)):
             masked = logits.astype(np.float64)
             masked[:, sorted(operators)] = _NEVER
             frames = _seen_length_frames(masked, blank, lengths)
@@ -181,8 +182,8 @@ def _labels(frames: np.ndarray, blank: int) -> list[int]:
     return labels
 
 
-def _text(frames: np.ndarray, charset: str, blank: int) -> str:
-    return "".join(charset[i] for i in _labels(frames, blank))
+def _spell(labels: list[int], charset: str) -> str:
+    return "".join(charset[i] for i in labels)
 
 
 @lru_cache(maxsize=64)
