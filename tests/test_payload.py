@@ -56,3 +56,18 @@ def test_limits_are_checked_before_decoding():
     with pytest.raises(PayloadTooLarge):
         decode_image_base64(base64.b64encode(b"x" * 31).decode(), limits)
     assert decode_image_base64(base64.b64encode(b"x" * 30).decode(), limits) == b"x" * 30
+
+
+@pytest.mark.parametrize("size", range(0, 13))
+def test_every_padding_decodes_as_the_standard_library_does(size):
+    data = bytes(range(200, 200 + size))
+    encoded = base64.b64encode(data).decode()
+    if size:
+        assert decode_image_base64(encoded, LIMITS) == base64.b64decode(encoded, validate=True) == data
+        assert decode_image_base64(encoded.rstrip("="), LIMITS) == data
+
+
+@pytest.mark.parametrize("value", ["AB=C", "A==A", "=AAA", "AAAA=AAA", "AA=A===="])
+def test_padding_inside_the_text_is_refused(value):
+    with pytest.raises(InvalidBase64):
+        decode_image_base64(value, LIMITS)
