@@ -22,6 +22,10 @@ SCHEMA_VERSION = 1
 # darkest of R, G and B (any saturated ink turns dark, so pale yellow or green text stays visible);
 # or the one channel with the widest spread in each image
 GRAY_MODES = ("luminance", "darkest", "max_contrast")
+# input.views: the widths, as shares of the input's, at which a model reads each image, keeping the
+# most probable reading (runtime.Recognizer.recognize); one view, the whole width, unless it says more
+MAX_VIEWS = 4
+MIN_VIEW_SHARE = 0.5
 
 
 def blank_index(charset: str) -> int:
@@ -53,6 +57,7 @@ class ModelConfig:
     # (width, height) of the images this model reads: a request that names no model goes to the one
     # model declaring its image's size (export declares the sizes common in the training folder)
     source_sizes: tuple[tuple[int, int], ...] = ()
+    views: tuple[float, ...] = (1.0,)
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,6 +72,7 @@ class ModelConfig:
         data = asdict(self)
         data["lengths"] = list(self.lengths)
         sizes = [list(size) for size in data.pop("source_sizes")]
+        views = list(data.pop("views"))
         data = {
             "schema": SCHEMA_VERSION,
             "name": data.pop("name"),
@@ -75,7 +81,7 @@ class ModelConfig:
             "charset": data.pop("charset"),
             "lengths": data.pop("lengths"),
             "input": {"height": data.pop("height"), "width": data.pop("width"), "channels": 1,
-                      "gray": data.pop("gray")},
+                      "gray": data.pop("gray"), **({"views": views} if views != [1.0] else {})},
             **({"source_sizes": sizes} if sizes else {}),
             "decoding": {"type": data.pop("decoding"), "blank_index": self.blank_index},
             **data,
@@ -121,6 +127,11 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
     gray = size.get("gray", GRAY_MODES[0])
     if gray not in GRAY_MODES:
         raise ConfigError(f"config.json: input.gray must be one of {', '.join(GRAY_MODES)}")
+    views = size.get("views", [1.0])
+    if (not isinstance(views, list) or not 1 <= len(views) <= MAX_VIEWS or len(set(views)) != len(views)
+            or not all(type(share) in (int, float) and MIN_VIEW_SHARE <= share <= 1 for share in views)):
+        raise ConfigError(f"config.json: input.views must be 1 to {MAX_VIEWS} different shares of the width, "
+                          f"each from {MIN_VIEW_SHARE} to 1")
     decoding = _require(data, "decoding", dict)
     if decoding.get("type") != "ctc_greedy":
         raise ConfigError("config.json: only decoding.type 'ctc_greedy' is supported")
@@ -149,6 +160,7 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
         model_file=model_file,
         sha256=data.get("sha256", ""),
         source_sizes=tuple(sorted({(w, h) for w, h in sizes})),
+        views=tuple(float(share) for share in views),
         metrics=dict(data.get("metrics", {})),
     )
 

@@ -148,6 +148,21 @@ def _gray_to_tensor(gray: Image.Image, height: int, width: int, orientation: int
     return ((pixels - low) / (high - low)).reshape(height, width, 1)
 
 
+def narrowed(tensor: np.ndarray, share: float) -> np.ndarray:
+    """The model input with its content squeezed to `share` of the width, centred, the edge columns
+    repeated into the margins (any background colour continues): another view of the same image,
+    read by a model whose config declares it (config.ModelConfig.views). A zero-shot reader given
+    text a little narrower than the width it fills reads more of it (docs/general-model.md)."""
+    height, width = tensor.shape[:2]
+    inner = max(1, round(width * share))
+    if inner >= width:
+        return tensor
+    gray = Image.fromarray(np.ascontiguousarray(tensor[:, :, 0], dtype=np.float32), "F")
+    squeezed = np.asarray(gray.resize((inner, height), Image.Resampling.BILINEAR), dtype=np.float32)
+    left = (width - inner) // 2
+    return np.pad(squeezed, ((0, 0), (left, width - inner - left)), mode="edge")[:, :, np.newaxis]
+
+
 class PreparedImage(NamedTuple):
     tensor: np.ndarray  # (height, width, 1) float32 in [0, 1]
     source_size: tuple[int, int]  # the client's image, (width, height), for logs

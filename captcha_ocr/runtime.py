@@ -20,6 +20,7 @@ import numpy as np
 
 from captcha_ocr.config import ConfigError, ModelConfig, file_sha256
 from captcha_ocr.decoding import Recognition, decode_logits
+from captcha_ocr.imaging import narrowed
 
 _INTERPRETER_CHAIN = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
@@ -129,4 +130,9 @@ class Recognizer:
         return self._dequantize_output(raw)[0]
 
     def recognize(self, tensor: np.ndarray) -> Recognition:
-        return decode_logits(self.logits(tensor), self.config.charset, self.config.lengths)
+        """The reading of one model input; for a model declaring several views (config views), the
+        most probable of the views' readings (the first of equals)."""
+        config = self.config
+        readings = (decode_logits(self.logits(narrowed(tensor, share)), config.charset, config.lengths)
+                    for share in config.views)
+        return max(readings, key=lambda reading: reading.confidence)  # max keeps the first of equals

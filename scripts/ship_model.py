@@ -6,7 +6,8 @@
 
 The default: copies export/config.json, the file it serves and export/model.tflite (float, for
 comparison) to captcha_ocr/models/default (the package data every install reads). The general
-model: config.json (renamed `general`) and its served file to captcha_ocr/models/general. Either
+model: config.json (renamed `general`, reading two views of each image: input.views) and its
+served file to captcha_ocr/models/general. Either
 way the best checkpoint's backbone (float16) is saved as a starting point of `train --data`
 (captcha_ocr/training/synthetic_backbone.npz or general_backbone.npz: `--init`).
 """
@@ -21,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+GENERAL_VIEWS = (1.0, 0.9)  # the general model's views (config.json input.views)
 sys.path.insert(0, str(REPO))
 
 
@@ -49,6 +51,9 @@ def main() -> int:
         target = SHIPPED_MODELS_DIR / GENERAL_MODEL
         shutil.rmtree(target, ignore_errors=True)
         copy_model(export, target, name=GENERAL_MODEL)
+        # it reads each image twice, whole and narrowed, and keeps the more probable reading
+        # (BENCHMARKS.md, "The general model": zero-shot, the second view reads more of both real sets)
+        dataclasses.replace(load_config(target), views=GENERAL_VIEWS).save(target)
     else:
         target = SHIPPED_MODEL_DIR
         for name in {load_config(export).model_file, "config.json"}:

@@ -28,7 +28,8 @@ def test_config_round_trips(tmp_path):
     config.save(tmp_path)
     assert load_config(tmp_path) == config
     assert config.gray == "luminance" and config.source_sizes == ()  # what a config without them means
-    other = dataclasses.replace(config, gray="darkest", source_sizes=((118, 51), (200, 50)))
+    assert config.views == (1.0,) and "views" not in (tmp_path / "config.json").read_text()
+    other = dataclasses.replace(config, gray="darkest", source_sizes=((118, 51), (200, 50)), views=(1.0, 0.9))
     other.save(tmp_path)
     assert load_config(tmp_path) == other
 
@@ -45,6 +46,14 @@ def test_config_round_trips(tmp_path):
         (lambda c: c["input"].update(gray="sepia"), "input.gray must be one of luminance, darkest"),
         (lambda c: c.update(source_sizes=[[118]]), "source_sizes"),
         (lambda c: c.update(source_sizes=[[118, True]]), "source_sizes"),
+        (lambda c: c["input"].update(views=[]), "input.views"),
+        (lambda c: c["input"].update(views=[1.0, 0.4]), "input.views"),
+        (lambda c: c["input"].update(views=[1.0, 1.5]), "input.views"),
+        (lambda c: c["input"].update(views=[1.0, 1.0]), "input.views"),
+        (lambda c: c["input"].update(views=[1.0, True]), "input.views"),
+        (lambda c: c["input"].update(views=[1.0, "0.9"]), "input.views"),
+        (lambda c: c["input"].update(views=0.9), "input.views"),
+        (lambda c: c["input"].update(views=[1.0, 0.9, 0.8, 0.7, 0.6]), "input.views"),
     ],
 )
 def test_invalid_configs_name_the_problem(change, message):
@@ -97,3 +106,18 @@ def test_a_task_is_read_written_and_checked(tmp_path):
     with pytest.raises(ConfigError, match="task"):
         load_config(tmp_path)
     assert load_config(MODEL_DIR).task == "text"  # a config.json without one reads text
+
+
+def test_the_general_model_declares_the_views_it_ships_with():
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import ship_model
+    finally:
+        sys.path.pop(0)
+    from captcha_ocr.registry import GENERAL_MODEL, SHIPPED_MODELS_DIR
+
+    assert load_config(SHIPPED_MODELS_DIR / GENERAL_MODEL).views == ship_model.GENERAL_VIEWS == (1.0, 0.9)

@@ -134,3 +134,18 @@ def test_max_contrast_reads_the_channel_of_widest_spread():
     image.paste((200, 255, 0), (20, 8, 70, 24))  # differs in blue alone
     tensor = preprocess(encode(image), 32, 96, gray="max_contrast").tensor
     assert tensor[16, 40, 0] < 0.05 and tensor[2, 2, 0] > 0.95
+
+
+def test_a_narrowed_view_squeezes_the_content_and_continues_the_edges():
+    from captcha_ocr.imaging import narrowed
+
+    tensor = np.full((16, 40, 1), 0.25, dtype=np.float32)
+    tensor[:, 36:] = 1.0  # a bright right edge
+    tensor[:, 18:22] = 0.0  # a dark bar in the middle
+    assert narrowed(tensor, 1.0) is tensor
+    view = narrowed(tensor, 0.5)
+    assert view.shape == tensor.shape and view.dtype == np.float32
+    assert np.allclose(view[:, :10], 0.25) and np.allclose(view[:, 31:], 1.0)  # margins repeat each edge
+    dark = np.flatnonzero(view[0, :, 0] < 0.2)
+    assert 0 < len(dark) <= 3 and 18 <= dark.mean() <= 21  # the bar, half as wide, still in the middle
+    assert view.min() >= 0.0 and view.max() <= 1.0

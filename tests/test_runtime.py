@@ -37,3 +37,26 @@ def test_each_supported_runtime_reads_the_same_captchas(package, fresh_captchas)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f'"runtime":"{package}"' in result.stdout  # the cold-start log line names the runtime used
     assert json.loads(result.stdout.splitlines()[-1]) == [sample.text for sample in fresh_captchas[:10]]
+
+
+def test_a_model_with_views_keeps_the_most_probable_reading(fresh_captchas):
+    import dataclasses
+
+    import numpy as np
+
+    from captcha_ocr.config import load_config
+    from captcha_ocr.decoding import decode_logits
+    from captcha_ocr.imaging import narrowed, preprocess
+    from captcha_ocr.runtime import Recognizer
+
+    config = load_config(MODEL_DIR)
+    single = Recognizer(config, MODEL_DIR)
+    viewed = Recognizer(dataclasses.replace(config, views=(1.0, 0.7, 0.5)), MODEL_DIR)
+    for captcha in fresh_captchas[:20]:
+        tensor = preprocess(captcha.data, config.height, config.width, gray=config.gray).tensor
+        readings = [decode_logits(single.logits(narrowed(tensor, share)), config.charset, config.lengths)
+                    for share in (1.0, 0.7, 0.5)]
+        best = int(np.argmax([reading.confidence for reading in readings]))
+        assert viewed.recognize(tensor) == readings[best]
+        assert single.recognize(tensor) == readings[0]
+    assert readings[0] != readings[2]  # the views are read apart: the half-width one reads otherwise
