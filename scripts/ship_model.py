@@ -7,8 +7,8 @@
 The default: copies export/config.json, the file it serves and export/model.tflite (float, for
 comparison) to captcha_ocr/models/default (the package data every install reads). The general
 model: config.json (renamed `general`, reading two views of each image: input.views) and its
-served file to captcha_ocr/models/general. Either
-way the best checkpoint's backbone (float16) is saved as a starting point of `train --data`
+served file to captcha_ocr/models/general. Either way the best checkpoint's backbone (float16)
+is saved as a starting point of `train --data`
 (captcha_ocr/training/synthetic_backbone.npz or general_backbone.npz: `--init`).
 """
 
