@@ -128,8 +128,9 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
     if gray not in GRAY_MODES:
         raise ConfigError(f"config.json: input.gray must be one of {', '.join(GRAY_MODES)}")
     views = size.get("views", [1.0])
-    if (not isinstance(views, list) or not 1 <= len(views) <= MAX_VIEWS or len(set(views)) != len(views)
-            or not all(type(share) in (int, float) and MIN_VIEW_SHARE <= share <= 1 for share in views)):
+    if (not isinstance(views, list) or not 1 <= len(views) <= MAX_VIEWS
+            or not all(type(share) in (int, float) and MIN_VIEW_SHARE <= share <= 1 for share in views)
+            or len(set(views)) != len(views)):  # numbers checked first: a list inside cannot be hashed
         raise ConfigError(f"config.json: input.views must be 1 to {MAX_VIEWS} different shares of the width, "
                           f"each from {MIN_VIEW_SHARE} to 1")
     decoding = _require(data, "decoding", dict)

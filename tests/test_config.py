@@ -52,6 +52,7 @@ def test_config_round_trips(tmp_path):
         (lambda c: c["input"].update(views=[1.0, 1.0]), "input.views"),
         (lambda c: c["input"].update(views=[1.0, True]), "input.views"),
         (lambda c: c["input"].update(views=[1.0, "0.9"]), "input.views"),
+        (lambda c: c["input"].update(views=[1.0, [0.9]]), "input.views"),
         (lambda c: c["input"].update(views=0.9), "input.views"),
         (lambda c: c["input"].update(views=[1.0, 0.9, 0.8, 0.7, 0.6]), "input.views"),
     ],
