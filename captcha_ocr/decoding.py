@@ -126,7 +126,7 @@ def decode_logits(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = (
     frame probability and the reading's probability summed over every alignment."""
     log_probs = log_softmax(logits.astype(np.float64))
     blank = blank_index(charset)
-    path = collapse_frames(reading_frames(logits, charset, lengths), log_probs, blank)
+    path = collapse_frames(reading_frames(logits, charset, lengths, log_probs), log_probs, blank)
     chars = tuple(CharResult(charset[label], round(prob, 4)) for label, prob in path)
     confidence = sequence_probability(log_probs, [label for label, _ in path], blank)
     return Recognition(text="".join(c.char for c in chars), confidence=round(confidence, 4), chars=chars)
@@ -142,13 +142,15 @@ def read_texts(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) 
             for frame_logits in logits]
 
 
-def reading_frames(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> np.ndarray:
+def reading_frames(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = (),
+                   log_probs: np.ndarray | None = None) -> np.ndarray:
     """The class per frame whose CTC reading is the image's: greedy, else the best path of a seen
     length; for a charset of letters and operators, without the operators where they ask no question
     (the general model's generator puts operators in questions only, yet it read `=` where a text
-    captcha has `s`: docs/general-model.md, "What it gets wrong")."""
+    captcha has `s`: docs/general-model.md, "What it gets wrong"). `log_probs`: the logits'
+    log_softmax where the caller has it already (decode_logits), else computed only if needed."""
     blank = blank_index(charset)
-    frames = _seen_length_frames(logits, blank, lengths)
+    frames = _seen_length_frames(logits, blank, lengths, log_probs)
     operators = _operator_classes(charset)
     if operators:
         labels = _labels(frames, blank)
@@ -162,10 +164,13 @@ def reading_frames(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = 
 _NEVER = -1e30  # a class's logit that no path takes
 
 
-def _seen_length_frames(logits: np.ndarray, blank: int, lengths: tuple[int, ...]) -> np.ndarray:
+def _seen_length_frames(logits: np.ndarray, blank: int, lengths: tuple[int, ...],
+                        log_probs: np.ndarray | None = None) -> np.ndarray:
     frames = logits.argmax(axis=-1)
     if lengths and len(_labels(frames, blank)) not in lengths:
-        best = best_path_of_length(log_softmax(logits.astype(np.float64)), blank, tuple(lengths))
+        if log_probs is None:
+            log_probs = log_softmax(logits.astype(np.float64))
+        best = best_path_of_length(log_probs, blank, tuple(lengths))
         if best is not None:
             frames = best
     return frames
