@@ -90,6 +90,18 @@ def test_general_quick(tmp_path):
     assert "captcha_images_v2" in out
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason="../shared/datasets is not here")
+def test_views_quick(tmp_path):
+    out = bench(BENCH / "views.py", "--data", SHARED_DATASET, "--ignore-case", "--limit", "8",
+                "--out", tmp_path / "views.json")
+    (row,) = json.loads((tmp_path / "views.json").read_text())["rows"]
+    assert row["set"] == "captcha_images_v2" and row["images"] == 8
+    shares = {key: value for key, value in row.items() if key not in ("set", "images")}
+    assert "1 alone" in shares and "max of 1, 0.9" in shares and all(0 <= value <= 1 for value in shares.values())
+    assert "| max of 1, 0.9 |" in out
+
+
 def test_the_learning_curve_keeps_one_record_per_run_and_start(tmp_path):
     sys.path.insert(0, str(BENCH))
     from learning_curve import save_record
