@@ -7,9 +7,9 @@ Python 3.10 (`-I -S`).
 In one process inside the unzipped bundle, the same captchas are read through `main_handler` with
 the decoding worker (what ships) and in the handler's own process (DecoderPool.isolated off),
 interleaved in rounds; then the request's stages one by one in that process (preprocessing, the
-interpreter, CTC decoding); then the worker's start (a fork at cold start) and its replacement after a
-crash are timed, and the idle worker's own memory (private pages) is read. Medians; writes
-bench/results/isolation.json.
+interpreter, CTC decoding); then the worker's round trip with a decode that does nothing, its
+start (a fork at cold start) and its replacement after a crash are timed, and the idle worker's
+own memory (private pages) is read. Medians; writes bench/results/isolation.json.
 """
 
 from __future__ import annotations
@@ -84,6 +84,15 @@ for _ in range(10):
         pass
     replacements.append(time.perf_counter() - started)
 pool.close()
+from captcha_ocr.imaging import PreparedImage
+def nothing(data, height, width, limits, gray):  # the hop alone: the same message sizes, no decoding
+    return PreparedImage(tensors[0], (1, 1), "PNG")
+pool, hops = DecoderPool(app.limits, decode=nothing), []
+for i in range(requests):
+    started = time.perf_counter()
+    pool.prepare(images[i % len(images)], config.height, config.width, config.gray, time.monotonic() + 5)
+    hops.append(time.perf_counter() - started)
+pool.close()
 (pid,) = app.reader.decoder.pids
 fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup") if ":" in line)
 private = sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
@@ -91,6 +100,7 @@ print(json.dumps({"stages_ms": stage_ms, "isolated_ms": statistics.median(times[
                   "in_process_ms": statistics.median(times[False]) * 1000,
                   "worker_start_ms": statistics.median(starts) * 1000,
                   "crash_and_replace_ms": statistics.median(replacements) * 1000,
+                  "hop_ms": statistics.median(hops) * 1000,
                   "idle_worker_private_mb": private, "requests": len(times[True])}))
 """
 
@@ -115,6 +125,7 @@ def main() -> int:
                        ("ctc_decode", "CTC decoding and the sequence probability (decoding.decode_logits)")):
         print(f"| a stage alone, in a loop of its own: {what} | {stages[name]:.3f} ms |")
     print(f"| the worker's cost per request | {result['isolated_ms'] - result['in_process_ms']:.3f} ms |")
+    print(f"| the worker's round trip with a decode that does nothing | {result['hop_ms']:.3f} ms |")
     print(f"| starting the worker (a fork, at cold start) | {result['worker_start_ms']:.2f} ms |")
     print(f"| a crashing decode, answered, the worker replaced | {result['crash_and_replace_ms']:.2f} ms |")
     print(f"| the idle worker's own memory (private pages) | {result['idle_worker_private_mb']:.1f} MB |")

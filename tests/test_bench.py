@@ -48,6 +48,7 @@ def test_bundle_benchmarks_quick(bundle, unzipped_bundle, tmp_path):
     root, _ = unzipped_bundle
     isolation = bench(BENCH / "isolation.py", "--quick", "--bundle", root)
     assert "the worker's cost per request" in isolation and "(Recognizer.logits) | 0." in isolation
+    assert "a decode that does nothing | 0." in isolation
     assert "1 classes" in bench(BENCH / "budget.py", "--bundle", root, "--only", "svg")
     bench(BENCH / "models.py", "--bundle", root, "--repeats", "1", "--out", tmp_path)
     counts = [row["models"] for row in json.loads((tmp_path / "models.json").read_text())]
