@@ -7,7 +7,9 @@ by the seed, the first N images as labelled training data (their own 80/20 split
 epoch, as `train --data` does), for N in 50, 100, 200, 400 and all; each without and with the rest
 of the 80% as unlabelled images (`train --unlabelled`). Every run uses the defaults of
 `captcha-ocr train --data`; its best model is scored on the test split with full-sequence accuracy
-(the float Keras model, so the curve runs on any Keras backend, a GPU machine included).
+(the float Keras model, so the curve runs on any Keras backend, a GPU machine included), read as
+its export reads: at the run's views, with the seen lengths (`test_served`; records from before
+views existed carry `test_greedy`, the whole width greedily, as their `test_accuracy`).
 
     .venv/bin/python bench/learning_curve.py [--sets captcha_images_v2 tjsp_captchas]
         [--sizes 50 100 200 400 0] [--seeds 1 2 3] [--jobs 2]        # 0 = all
@@ -74,7 +76,7 @@ def run_one(data_name: str, size: int, seed: int, unlabelled: bool, out: Path, t
         overrides["unlabelled_dir"] = str(folders["unlabelled"])
     result, wall = train_and_score(folders["labelled"], folders["test"], out, overrides)
     return {"set": data_name, "labels": len(list(folders["labelled"].iterdir())), "size_arg": size, "seed": seed,
-            "unlabelled": unlabelled, "init": init, "wall_s": wall, "test_accuracy": result["test_greedy"], **result}
+            "unlabelled": unlabelled, "init": init, "wall_s": wall, "test_accuracy": result["test_served"], **result}
 
 
 def train_and_score(labelled: Path, test: Path, out: Path, overrides: dict) -> tuple[dict, float]:
@@ -105,6 +107,12 @@ def worker(labelled: Path, test: Path, out: Path, overrides: dict) -> None:
 
 def test_logits(run: Path, test: Path):
     """A finished run's settings, its best model, the test folder's labels and the model's logits."""
+    settings, model, texts, images = test_inputs(run, test)
+    return settings, model, texts, model.predict(images, batch_size=256, verbose=0)
+
+
+def test_inputs(run: Path, test: Path):
+    """A finished run's settings, its best model, the test folder's labels and model inputs."""
     import keras
 
     from captcha_ocr.training.data import load_folder
@@ -113,21 +121,28 @@ def test_logits(run: Path, test: Path):
     settings = TrainSettings.load(run)
     model = keras.models.load_model(run / "checkpoints" / "best.keras")
     tested, _ = load_folder(test, settings.height, settings.width, case_fold=settings.case_fold, gray=settings.gray)
-    return settings, model, tested.texts, model.predict(tested.images, batch_size=256, verbose=0)
+    return settings, model, tested.texts, tested.images
 
 
 def score(run: Path, test: Path) -> dict:
-    """A finished run's best model on the test folder, greedy and with the seen lengths, and what
-    its state.json says of the run."""
+    """A finished run's best model on the test folder: the whole width alone, greedy and with the
+    seen lengths, and as its export reads (runtime.read_views: the run's views, seen lengths); and
+    what its state.json says of the run."""
     from captcha_ocr.decoding import decode_logits
+    from captcha_ocr.runtime import read_views
+    from captcha_ocr.training.train import keras_logits
 
-    settings, model, texts, logits = test_logits(run, test)
+    settings, model, texts, images = test_inputs(run, test)
+    logits = model.predict(images, batch_size=256, verbose=0)
     greedy = [decode_logits(frame, settings.charset).text for frame in logits]
     seen = [decode_logits(frame, settings.charset, settings.lengths).text for frame in logits]
+    served = [r.text for r in read_views(keras_logits(model), images, settings.charset, settings.lengths,
+                                         settings.views)]
     state = json.loads((run / "state.json").read_text())
     return {
         "test_greedy": sum(p == t for p, t in zip(greedy, texts)) / len(texts),
         "test_seen_lengths": sum(p == t for p, t in zip(seen, texts)) / len(texts),
+        "test_served": sum(p == t for p, t in zip(served, texts)) / len(texts), "views": list(settings.views),
         "test_images": len(texts), "val_accuracy": state["best_accuracy"], "epochs": state["epoch"],
         "best_epoch": state["best_epoch"], "train_s": round(state["elapsed_s"], 1),
         "input": f"{settings.height}x{settings.width}", "parameters": model.count_params(),

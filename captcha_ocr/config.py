@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,17 @@ SCHEMA_VERSION = 1
 # or the one channel with the widest spread in each image
 GRAY_MODES = ("luminance", "darkest", "max_contrast")
 # input.views: the widths, as shares of the input's, at which a model reads each image, keeping the
-# most probable reading (runtime.Recognizer.recognize); one view, the whole width, unless it says more
+# most probable reading (runtime.read_views); one view, the whole width, unless it says more
 MAX_VIEWS = 4
 MIN_VIEW_SHARE = 0.5
+VIEWS_RULE = f"1 to {MAX_VIEWS} different shares of the width, each from {MIN_VIEW_SHARE} to 1"
+
+
+def valid_views(views: Sequence[object]) -> bool:
+    """Whether `views` is what config.json's input.views (and train --views) may hold: VIEWS_RULE."""
+    return (1 <= len(views) <= MAX_VIEWS
+            and all(type(share) in (int, float) and MIN_VIEW_SHARE <= share <= 1 for share in views)
+            and len(set(views)) == len(views))  # numbers checked first: a list inside cannot be hashed
 
 
 def blank_index(charset: str) -> int:
@@ -128,11 +137,8 @@ def parse_config(data: dict[str, Any]) -> ModelConfig:
     if gray not in GRAY_MODES:
         raise ConfigError(f"config.json: input.gray must be one of {', '.join(GRAY_MODES)}")
     views = size.get("views", [1.0])
-    if (not isinstance(views, list) or not 1 <= len(views) <= MAX_VIEWS
-            or not all(type(share) in (int, float) and MIN_VIEW_SHARE <= share <= 1 for share in views)
-            or len(set(views)) != len(views)):  # numbers checked first: a list inside cannot be hashed
-        raise ConfigError(f"config.json: input.views must be 1 to {MAX_VIEWS} different shares of the width, "
-                          f"each from {MIN_VIEW_SHARE} to 1")
+    if not isinstance(views, list) or not valid_views(views):
+        raise ConfigError(f"config.json: input.views must be {VIEWS_RULE}")
     decoding = _require(data, "decoding", dict)
     if decoding.get("type") != "ctc_greedy":
         raise ConfigError("config.json: only decoding.type 'ctc_greedy' is supported")

@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata
 import os
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,9 +131,23 @@ class Recognizer:
         return self._dequantize_output(raw)[0]
 
     def recognize(self, tensor: np.ndarray) -> Recognition:
-        """The reading of one model input; for a model declaring several views (config views), the
-        most probable of the views' readings (the first of equals)."""
+        """The reading of one model input, at every view its config declares (read_views)."""
         config = self.config
-        readings = (decode_logits(self.logits(narrowed(tensor, share)), config.charset, config.lengths)
-                    for share in config.views)
-        return max(readings, key=lambda reading: reading.confidence)  # max keeps the first of equals
+        return read_views(self._logits_each, [tensor], config.charset, config.lengths, config.views)[0]
+
+    def _logits_each(self, tensors: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [self.logits(tensor) for tensor in tensors]
+
+
+def read_views(logits_of: Callable[[list[np.ndarray]], Iterable[np.ndarray]], tensors: Sequence[np.ndarray],
+               charset: str, lengths: tuple[int, ...], views: Sequence[float] = (1.0,)) -> list[Recognition]:
+    """Each model input read at every view (config views: shares of the width, imaging.narrowed),
+    decoded as serving decodes (seen lengths), keeping the most probable view's reading (the first
+    of equals). `logits_of` turns a list of inputs into their logits: the serving interpreter's, or
+    Keras's during training, so that a run's checkpoint choice, printed accuracy and pseudo-labels
+    score what its export will read."""
+    per_view = [[decode_logits(frame_logits, charset, lengths)
+                 for frame_logits in logits_of([narrowed(tensor, share) for tensor in tensors])]
+                for share in views]
+    return [max(readings, key=lambda reading: reading.confidence)  # max keeps the first of equals
+            for readings in zip(*per_view)]

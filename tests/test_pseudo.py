@@ -36,7 +36,11 @@ def test_readings_carry_the_serving_confidence():
     logits = np.full((1, 5, 3), -10.0, dtype=np.float32)
     for frame, cls in enumerate([0, 2, 1, 2, 2]):  # a, blank, b, blank, blank
         logits[0, frame, cls] = 10.0
-    [(text, confidence)] = pseudo.readings(logits, charset, lengths=(2,))
+    images = np.zeros((1, 4, 10, 1), dtype=np.float32)
+    model = lambda tensors: logits[:len(tensors)]  # noqa: E731  (every view reads the same)
+    [(text, confidence)] = pseudo.readings(model, images, charset, lengths=(2,))
     assert text == "ab" and confidence > 0.99
-    [(forced, _)] = pseudo.readings(logits, charset, lengths=(3,))  # as serving reads: a seen length
+    [(forced, _)] = pseudo.readings(model, images, charset, lengths=(3,))  # as serving reads: a seen length
     assert len(forced) == 3
+    [(viewed, _)] = pseudo.readings(model, images, charset, lengths=(2,), views=(1.0, 0.9))
+    assert viewed == "ab"

@@ -60,3 +60,38 @@ def test_a_model_with_views_keeps_the_most_probable_reading(fresh_captchas):
         assert viewed.recognize(tensor) == readings[best]
         assert single.recognize(tensor) == readings[0]
     assert readings[0] != readings[2]  # the views are read apart: the half-width one reads otherwise
+
+
+def test_read_views_keeps_each_images_most_probable_view_in_order():
+    """The one rule training and serving share: a batch is read at every view and each image keeps
+    its own most probable reading (the first of equals), in the batch's order."""
+    import numpy as np
+
+    from captcha_ocr.decoding import decode_logits
+    from captcha_ocr.runtime import read_views
+
+    charset = "ab"
+
+    def logits(text: str, sure: float) -> np.ndarray:  # frames: each character then a blank
+        frames = np.zeros((2 * len(text), 3), dtype=np.float32)
+        for frame, cls in enumerate(c for char in text for c in (charset.index(char), 2)):
+            frames[frame, cls] = sure
+        return frames
+
+    # per view (the share in the first pixel of the narrowed input), per image: what the model reads
+    answers = {1.0: [("ab", 9.0), ("aa", 2.0), ("ba", 5.0)], 0.9: [("bb", 3.0), ("bb", 8.0), ("ab", 5.0)]}
+    seen_shares = []
+
+    def logits_of(tensors: list) -> list:
+        share = 1.0 if all(t.shape[1] == 10 and t[0, 9, 0] == 1.0 for t in tensors) else 0.9
+        seen_shares.append(share)
+        return [logits(*answers[share][i]) for i in range(len(tensors))]
+
+    tensors = np.zeros((3, 4, 10, 1), dtype=np.float32)
+    tensors[:, :, 9] = 1.0  # a bright last column: narrowed inputs pad it with edge columns, then change
+    tensors[:, :, 8] = 0.5
+    readings = read_views(logits_of, tensors, charset, (2,), (1.0, 0.9))
+    assert seen_shares == [1.0, 0.9]  # one call per view, the whole batch at once
+    assert [r.text for r in readings] == ["ab", "bb", "ba"]  # ties keep the first view
+    assert readings[1] == decode_logits(logits("bb", 8.0), charset, (2,))
+    assert [r.text for r in read_views(logits_of, tensors, charset, (2,))] == ["ab", "aa", "ba"]  # one view

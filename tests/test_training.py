@@ -203,7 +203,7 @@ def test_a_perfect_score_stops_a_run_only_on_enough_held_out_images(tmp_path, mo
         def save(self, path):
             Path(path).write_bytes(b"checkpoint")
 
-    monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, charset, lengths: 1.0)
+    monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, settings: 1.0)
     validation = synthetic_dataset(held_out, purpose="val", seed=1, workers=1, **SETTINGS)
     state = {"history": [], "epoch": 0, "phase": "labelled"}
     model = Model()
@@ -228,7 +228,7 @@ def test_patience_covers_a_least_number_of_steps(tmp_path, monkeypatch, steps_pe
 
     assert training.PATIENCE_MIN_STEPS == 2000
     scores = iter([0.9] + [0.1] * 1000)  # the first epoch is the best, by far
-    monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, charset, lengths: next(scores))
+    monkeypatch.setattr(training, "keras_accuracy", lambda model, dataset, settings: next(scores))
     validation = synthetic_dataset(40, purpose="val", seed=1, workers=1, **SETTINGS)
     state = {"history": [], "epoch": 0, "phase": "labelled"}
     model = Model()

@@ -82,6 +82,7 @@ def test_training_on_a_folder_exports_a_servable_model(folder, tmp_path):
     export = tmp_path / "run" / "export"
     config = json.loads((export / "config.json").read_text())
     assert config["charset"] == "2345abcd" and config["lengths"] == [4, 5, 6]
+    assert config["input"]["views"] == [1.0, 0.9]  # a folder run's default, scored so by training too
 
     assert config["source_sizes"] == [[160, 60]]  # every training image's size
     app = create_app(export)  # the user's folder served with no code change
@@ -119,8 +120,8 @@ def test_unlabelled_images_train_a_self_training_round_that_never_lowers_the_bes
     (unlabelled / "copy.png").write_bytes(next(folder.glob("*_7.png")).read_bytes())  # labelled in --data
     stubs = ("from captcha_ocr.training import pseudo\n"
              "pseudo.choose_threshold = lambda held_out, truths: 0.9\n"
-             "pseudo.readings = lambda logits, charset, lengths: "
-             "[('ab2d' if i % 3 else 'ab', 0.95) for i in range(len(logits))]\n")
+             "pseudo.readings = lambda logits_of, images, **spec: "
+             "[('ab2d' if i % 3 else 'ab', 0.95) for i in range(len(images))]\n")
     run = tmp_path / "run"
     result = train_with(stubs, "--data", str(folder), "--unlabelled", str(unlabelled), "--out", str(run),
                         "--epochs", "2", "--seed", "3", "--time-limit", "0")
@@ -149,7 +150,7 @@ def test_self_training_with_no_trusted_confidence_yet_trains_on_and_tries_again(
              "    tries.append(1)\n"
              "    return None if len(tries) == 1 else 0.9\n"
              "pseudo.choose_threshold = choose\n"
-             "pseudo.readings = lambda logits, charset, lengths: [('ab2d', 0.95) for i in range(len(logits))]\n")
+             "pseudo.readings = lambda logits_of, images, **spec: [('ab2d', 0.95) for i in range(len(images))]\n")
     run = tmp_path / "run"
     result = train_with(stubs, "--data", str(folder), "--unlabelled", str(unlabelled), "--out", str(run),
                         "--seed", "3", "--time-limit", "0.3")
@@ -227,6 +228,7 @@ def test_the_held_out_accuracy_a_run_prints_is_what_eval_reports_for_its_export(
     trained = run_cli("train", "--data", str(tmp_path / "train"), "--val-data", str(tmp_path / "held-out"),
                       "--out", str(run), "--epochs", "10", "--seed", "4", "--time-limit", "0")
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    assert json.loads((run / "export" / "config.json").read_text())["input"]["views"] == [1.0, 0.9]
     state = json.loads((run / "state.json").read_text())
     kept = next(h for h in state["history"] if h["epoch"] == state["best_epoch"])
     report = tmp_path / "eval.json"

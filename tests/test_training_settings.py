@@ -112,3 +112,21 @@ def test_a_moved_run_reads_and_writes_where_it_now_is(tmp_path):
     (tmp_path / "moved" / "state.json").write_text("{}")
     assert moved.finished_files() == (tmp_path / "moved" / "checkpoints" / "best.keras",
                                       tmp_path / "moved" / "state.json")
+
+
+def test_folder_runs_read_two_views_and_a_flag_or_an_older_run_says_otherwise(tmp_path):
+    folder, _ = settings.settings_for_run(tmp_path / "f", {"data_dir": "d"}, resume=False)
+    synthetic, _ = settings.settings_for_run(tmp_path / "s", {}, resume=False)
+    assert folder.views == settings.FOLDER_VIEWS == (1.0, 0.9) and synthetic.views == (1.0,)
+    assert settings.given(parse("--views", "1"))["views"] == (1.0,)
+    folder.save()
+    assert settings.TrainSettings.load(tmp_path / "f").views == (1.0, 0.9)
+    older = (tmp_path / "f" / "settings.json").read_text().replace('"views"', '"unknown"')
+    (tmp_path / "f" / "settings.json").write_text(older)
+    assert settings.TrainSettings.load(tmp_path / "f").views == (1.0,)  # a run from before views: as it trained
+
+
+@pytest.mark.parametrize("views", [("0.4",), ("1", "1"), ("1.1",), ("1", "0.9", "0.8", "0.7", "0.6")])
+def test_views_outside_the_model_contracts_rule_are_refused(views):
+    with pytest.raises(settings.SettingsError, match="--views must be 1 to 4 different shares"):
+        settings.given(parse("--views", *views))

@@ -141,7 +141,7 @@ def export_run(settings: TrainSettings, model: keras.Model, train_set: Dataset, 
     run = settings.run_dir
     config = ModelConfig(
         name=name or run.name, charset=settings.charset, lengths=settings.lengths,
-        height=settings.height, width=settings.width, gray=settings.gray,
+        height=settings.height, width=settings.width, gray=settings.gray, views=settings.views,
         # arithmetic when every label is a question with an answer: replies then carry the answer
         task="arithmetic" if train_set.texts and all(map(is_question, train_set.texts)) else "text",
         source_sizes=common_sizes(train_set.source_sizes),

@@ -9,11 +9,11 @@ replaces the best one only when it scores at least as well there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from captcha_ocr.decoding import decode_logits
+from captcha_ocr.runtime import read_views
 from captcha_ocr.training.data import Dataset
 
 PRECISION = 0.98  # share of held-out readings at or above the threshold that must be right
@@ -21,10 +21,11 @@ THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)  # the lowest one that keeps PRECI
 MIN_SUPPORT = 5  # held-out readings at or above a threshold it takes to judge it
 
 
-def readings(logits: np.ndarray, charset: str, lengths: Sequence[int]) -> list[tuple[str, float]]:
-    """(text, sequence confidence) per image, as serving reads them: with the lengths seen in the labels."""
-    return [(r.text, r.confidence) for r in (decode_logits(frame_logits, charset, tuple(lengths))
-                                             for frame_logits in logits)]
+def readings(logits_of: Callable[[list[np.ndarray]], Iterable[np.ndarray]], images: Sequence[np.ndarray],
+             charset: str, lengths: Sequence[int], views: Sequence[float] = (1.0,)) -> list[tuple[str, float]]:
+    """(text, sequence confidence) per image, as serving reads them (runtime.read_views: the run's
+    views, the lengths seen in the labels)."""
+    return [(r.text, r.confidence) for r in read_views(logits_of, images, charset, tuple(lengths), views)]
 
 
 def choose_threshold(held_out: Sequence[tuple[str, float]], truths: Sequence[str]) -> float | None:

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,9 +28,9 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from captcha_ocr.config import blank_index  # noqa: E402
-from captcha_ocr.decoding import read_texts  # noqa: E402
 from captcha_ocr.evaluation import sequence_accuracy  # noqa: E402
 from captcha_ocr.labelled import DatasetError  # noqa: E402
+from captcha_ocr.runtime import read_views  # noqa: E402
 from captcha_ocr.training.augment import augmentation  # noqa: E402
 from captcha_ocr.training.data import (  # noqa: E402
     Dataset,
@@ -110,10 +110,21 @@ class BudgetCosine(keras.callbacks.Callback):
         self.model.optimizer.learning_rate = rate
 
 
-def keras_accuracy(model: keras.Model, dataset: Dataset, charset: str, lengths: tuple[int, ...]) -> float:
-    """Full-sequence accuracy read as serving reads (decoding.read_texts: greedy, then a seen length)."""
-    logits = model.predict(dataset.images, batch_size=256, verbose=0)
-    return sequence_accuracy(read_texts(logits, charset, lengths), dataset.texts)
+def keras_logits(model: keras.Model) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """Model inputs -> their logits, by Keras: what runtime.read_views reads during training."""
+    return lambda tensors: model.predict(np.stack(tensors), batch_size=256, verbose=0)
+
+
+def keras_texts(model: keras.Model, images: np.ndarray, settings: TrainSettings) -> list[str]:
+    """The texts the run's export will read (runtime.read_views: its views, seen lengths)."""
+    return [reading.text for reading in read_views(keras_logits(model), images, settings.charset, settings.lengths,
+                                                   settings.views)]
+
+
+def keras_accuracy(model: keras.Model, dataset: Dataset, settings: TrainSettings) -> float:
+    """Full-sequence accuracy read as the export will read (keras_texts): checkpoint choice and the
+    printed held-out accuracy score what serving answers."""
+    return sequence_accuracy(keras_texts(model, dataset.images, settings), dataset.texts)
 
 
 class Checkpointer(keras.callbacks.Callback):
@@ -150,7 +161,7 @@ class Checkpointer(keras.callbacks.Callback):
         return self.state.get("elapsed_s", 0.0) + time.monotonic() - self.started
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        accuracy = keras_accuracy(self.exported, self.validation, self.settings.charset, self.settings.lengths)
+        accuracy = keras_accuracy(self.exported, self.validation, self.settings)
         elapsed = self._elapsed()
         self.started = time.monotonic()
         record = {"epoch": epoch + 1, "steps": self.state.get("steps", 0),
@@ -475,8 +486,9 @@ def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset,
     used, retries = False, 0
     while len(rounds) < SELF_TRAINING_ROUNDS and not _out_of_time(settings, state):
         best = keras.models.load_model(settings.run_dir / "checkpoints" / "best.keras")
-        predict = functools.partial(best.predict, batch_size=256, verbose=0)
-        held_out = pseudo.readings(predict(validation.images), settings.charset, settings.lengths)
+        read = functools.partial(pseudo.readings, keras_logits(best), charset=settings.charset,
+                                 lengths=settings.lengths, views=settings.views)
+        held_out = read(validation.images)
         threshold = pseudo.choose_threshold(held_out, validation.texts)
         if threshold is None:
             print(f"self-training: no confidence at which {pseudo.PRECISION:.0%} of the held-out readings are right "
@@ -486,8 +498,7 @@ def self_train(settings: TrainSettings, train_set: Dataset, validation: Dataset,
                 retries += 1
                 continue
             break
-        read = pseudo.readings(predict(unlabelled.images), settings.charset, settings.lengths)
-        extra = pseudo.pseudo_labelled(unlabelled, read, threshold, settings.lengths)
+        extra = pseudo.pseudo_labelled(unlabelled, read(unlabelled.images), threshold, settings.lengths)
         rounds.append({"round": len(rounds) + 1, "from_epoch": state["epoch"], "threshold": threshold,
                        "unlabelled": len(unlabelled), "pseudo_labelled": len(extra)})
         print(f"self-training round {len(rounds)}: {len(extra)} of {len(unlabelled)} unlabelled images read at "
@@ -606,7 +617,6 @@ def write_plots(settings: TrainSettings, model: keras.Model, validation: Dataset
 
     state = json.loads((settings.run_dir / "state.json").read_text())
     plot_history(state["history"], settings.run_dir / "history.png")
-    predictions = read_texts(model.predict(validation.images, batch_size=256, verbose=0), settings.charset,
-                             settings.lengths)
+    predictions = keras_texts(model, validation.images, settings)
     plot_errors(validation.images, validation.texts, predictions, settings.run_dir / "errors.png")
     print(f"plots: {settings.run_dir / 'history.png'}, {settings.run_dir / 'errors.png'}")
