@@ -65,13 +65,16 @@ def split_folders(data: Path, size: int, seed: int, work: Path) -> dict[str, Pat
 
 
 def run_one(data_name: str, size: int, seed: int, unlabelled: bool, out: Path, time_limit: float | None,
-            init: str = DEFAULT_INIT) -> dict:
-    """One point of the curve: `size` labels (and the rest unlabelled), trained from `init`'s start and scored."""
+            init: str = DEFAULT_INIT, views: list[float] | None = None) -> dict:
+    """One point of the curve: `size` labels (and the rest unlabelled), trained from `init`'s start
+    and scored; `views` (train --views) replaces the folder default."""
     out.mkdir(parents=True, exist_ok=True)
     folders = split_folders(SHARED / data_name, size, seed, Path(tempfile.mkdtemp(dir=out)))
     overrides = {"seed": seed, "init": init}
     if time_limit is not None:
         overrides["time_limit"] = time_limit
+    if views is not None:
+        overrides["views"] = tuple(views)
     if unlabelled:
         overrides["unlabelled_dir"] = str(folders["unlabelled"])
     result, wall = train_and_score(folders["labelled"], folders["test"], out, overrides)
@@ -98,6 +101,8 @@ def worker(labelled: Path, test: Path, out: Path, overrides: dict) -> None:
     from captcha_ocr.training.settings import settings_for_run
     from captcha_ocr.training.train import infer_from_folder, load_datasets, load_unlabelled_images, train
 
+    if "views" in overrides:  # a tuple, as the command line gives it, after its JSON hop
+        overrides["views"] = tuple(overrides["views"])
     settings, _ = settings_for_run(out, {"data_dir": str(labelled), **overrides}, resume=False)
     infer_from_folder(settings, overrides.get("charset"), overrides.get("width"))
     train_set, validation = load_datasets(settings)
@@ -214,6 +219,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--init", default=DEFAULT_INIT, choices=tuple(INIT_MODEL_SIZES),
                         help="the runs' start (train --init; default synthetic); --report shows this start's runs")
+    parser.add_argument("--views", type=float, nargs="+",
+                        help="the runs' views (train --views; default the folder default; give its own --results)")
     parser.add_argument("--report", action="store_true", help="print the table and draw the plot, run nothing")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -235,7 +242,7 @@ def main() -> None:
         try:
             record = run_one(name, size, seed, unlabelled,
                              out / f"{name}-{size}-{seed}-{'u' if unlabelled else 'l'}-{args.init}", args.time_limit,
-                             args.init)
+                             args.init, args.views)
         except RuntimeError as failed:  # one failed run is reported; the others still count
             print(f"FAILED {failed}", flush=True)
             return

@@ -132,16 +132,6 @@ def decode_logits(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = (
     return Recognition(text="".join(c.char for c in chars), confidence=round(confidence, 4), chars=chars)
 
 
-def read_texts(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = ()) -> list[str]:
-    """A batch's texts, (batch, frames, classes) -> texts, decoded exactly as serving decodes one
-    image (decode_logits): training's held-out accuracy, its checkpoint choice and its error plots
-    score the readings the served model will give. The confidences, which only serving's reply
-    needs, are not computed."""
-    blank = blank_index(charset)
-    return [_spell(_labels(reading_frames(frame_logits, charset, lengths), blank), charset)
-            for frame_logits in logits]
-
-
 def reading_frames(logits: np.ndarray, charset: str, lengths: tuple[int, ...] = (),
                    log_probs: np.ndarray | None = None) -> np.ndarray:
     """The class per frame whose CTC reading is the image's: greedy, else the best path of a seen

@@ -29,9 +29,10 @@ GENERAL_DEFAULTS = {"charset": GENERAL_CHARSET, "lengths": (3, 4, 5, 6, 7, 8), "
 # The time limit ends a folder run; the epoch cap is only a backstop, set above what a 5- or
 # 10-minute run of a small folder trains (50 labels: 375 epochs in 5 minutes). At 200, such runs
 # stopped at the cap after 3 of their 5 minutes, still learning (BENCHMARKS.md, "Which start").
-# A folder run reads each image twice, whole and squeezed to 90% of the width (--views): on 5-minute
-# runs of tjsp_captchas the second view read 0.7 points more of the unseen images on average over
-# five seeds (BENCHMARKS.md, "Two views of each image"), at twice the interpreter time per request.
+# A folder run reads each image twice, whole and squeezed to 90% of the width (--views), and scores
+# its checkpoints so too: on 5-minute runs of both shared real sets the second view read as many
+# unseen images or more on every checkpoint, and runs trained with it more on average (BENCHMARKS.md,
+# "Folder runs read two views by default"), for a second pass of the network per request.
 FOLDER_VIEWS = (1.0, 0.9)
 FOLDER_DEFAULTS = {"epochs": 2000, "batch_size": 8, "height": 48, "patience": 50, "init": "auto",
                    "time_limit": 5.0, "views": FOLDER_VIEWS}
