@@ -67,7 +67,8 @@ class Model:
         """What /health says of it."""
         config = self.config
         return {**self.summary(), "file": config.model_file, "charset": config.charset, "lengths": list(config.lengths),
-                "input": {"height": config.height, "width": config.width, "gray": config.gray},
+                "input": {"height": config.height, "width": config.width, "gray": config.gray,
+                          "views": list(config.views)},
                 "sourceSizes": [list(size) for size in config.source_sizes]}
 
 

@@ -74,7 +74,8 @@ def test_health(app):
     assert status == 200 and body["ok"] is True
     config = app.models.default.config
     assert body["model"]["sha256"] == config.sha256 and body["model"]["charset"] == config.charset
-    assert body["model"]["input"] == {"height": config.height, "width": config.width, "gray": config.gray}
+    assert body["model"]["input"] == {"height": config.height, "width": config.width, "gray": config.gray,
+                                      "views": list(config.views)}
     assert body["models"][0] == body["model"]  # the default first, then the package's named models
     assert [model["name"] for model in body["models"][1:]] == SHIPPED_NAMED
     assert body["runtime"]["package"] in ("tflite-runtime", "ai-edge-litert") and body["runtime"]["version"]

@@ -128,7 +128,8 @@ def test_health_lists_every_model(multi):
     assert list(listed) == [DEFAULT, *SHIPPED_NAMED, "sized", "upper"]
     assert listed["upper"]["charset"] == UPPER and listed["sized"]["sourceSizes"] == [[160, 60]]
     assert listed["upper"]["lengths"] == [4]
-    assert listed["upper"]["input"] == {"height": 32, "width": 96, "gray": "luminance"}
+    assert listed["upper"]["input"] == {"height": 32, "width": 96, "gray": "luminance", "views": [1.0]}
+    assert listed["general"]["input"]["views"] == [1.0, 0.9]  # the shipped general model reads two views
     assert listed["upper"]["sha256"] == load_config(MODEL_DIR).sha256
 
 
