@@ -7,6 +7,7 @@ included, so what works with curl or a browser locally works in the cloud.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
 import secrets
@@ -141,7 +142,16 @@ def make_wsgi_server(app: Callable, host: str = "127.0.0.1", port: int = 9000) -
         raise UserError("the local server needs waitress: pip install -e '.[local]' (make run does)") from exc
 
     logging.getLogger("waitress").setLevel(logging.ERROR)  # client hang-ups and queue depth are not news
-    return create_server(app, host=host, port=port, **SERVER_SETTINGS)
+    try:
+        return create_server(app, host=host, port=port, **SERVER_SETTINGS)
+    except OSError as exc:  # the address is taken (another server), not allowed, or not this machine's
+        hint = "stop what uses it or pass another --port" if exc.errno == errno.EADDRINUSE else \
+            "pass another --host or --port"
+        raise ServerAddressError(f"cannot listen on {str(host)[:100]}:{port}: {exc.strerror or exc}; {hint}") from exc
+
+
+class ServerAddressError(UserError):
+    """The local server's address cannot be listened on: a one-line message, not a traceback."""
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -108,6 +108,21 @@ def test_serve_command_stops_cleanly(stop_signal):
             time.sleep(0.1)
 
 
+@pytest.mark.parametrize("command", ["serve", "label"])
+def test_a_taken_port_is_a_one_line_error_not_a_traceback(command, tmp_path, captcha_png):
+    (tmp_path / "k7dm.png").write_bytes(captcha_png)  # the labelling page needs an image to start
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = [str(tmp_path)] if command == "label" else []
+        done = subprocess.run([sys.executable, "-m", "captcha_ocr.cli", command, *extra, "--port", str(port)],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "another --port" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
 def raw_exchange(base_url: str, request: bytes, timeout: float = 5.0) -> bytes:
     """Send bytes as they are (no client library to tidy them) and read until the server closes."""
     host, port = base_url.removeprefix("http://").split(":")
