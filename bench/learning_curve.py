@@ -74,7 +74,7 @@ def run_one(data_name: str, size: int, seed: int, unlabelled: bool, out: Path, t
     if time_limit is not None:
         overrides["time_limit"] = time_limit
     if views is not None:
-        overrides["views"] = tuple(views)
+        overrides["views"] = views  # a list through the worker's JSON argument, whatever it was here
     if unlabelled:
         overrides["unlabelled_dir"] = str(folders["unlabelled"])
     result, wall = train_and_score(folders["labelled"], folders["test"], out, overrides)
